@@ -1,0 +1,328 @@
+"""Settings from flags and environment variables, validated in one place.
+
+A flag wins over its environment variable, which wins over the default. Every invalid or missing
+setting raises :class:`ConfigError` naming the variable, so the CLI can print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from .durations import parse_duration
+from .exceptions import ConfigError
+
+DEFAULT_PHALANX_REPO = "https://github.com/lsst-sqre/phalanx.git"
+ALERT_BUCKET = "multiapp_"
+ALERTED_BUCKET = "alerted_"
+INTERNAL_BUCKET_RETENTION_SECONDS = 3600
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{text!r} is not a boolean (use 1/0, true/false, yes/no)")
+
+
+def parse_url(text: str) -> str:
+    parsed = urlparse(text.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"{text!r} is not an http(s) URL")
+    return text.strip().rstrip("/")
+
+
+def parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def parse_positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise ValueError(f"{text!r} must be at least 1")
+    return value
+
+
+def parse_retention(text: str) -> int:
+    seconds = parse_duration(text)
+    if 0 < seconds < 3600:
+        raise ValueError(f"{text!r} is shorter than InfluxDB's minimum retention of 1h")
+    return seconds
+
+
+def parse_nonempty(text: str) -> str:
+    if not text.strip():
+        raise ValueError("is empty")
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    field: str
+    env: tuple[str, ...]
+    parse: Callable[[str], Any]
+    default: str | None
+    help: str
+    secret: bool = False
+    boolean: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+    @property
+    def label(self) -> str:
+        return f"{self.env[0]} ({self.flag})" if self.env else self.flag
+
+
+def _spec(
+    field: str,
+    env: str | tuple[str, ...],
+    parse: Callable[[str], Any],
+    default: str | None,
+    help: str,
+    secret: bool = False,
+) -> SettingSpec:
+    names = (env,) if isinstance(env, str) else env
+    return SettingSpec(field, names, parse, default, help, secret, parse is parse_bool)
+
+
+# Settings every job reads.
+COMMON = (
+    _spec("debug", "DEBUG", parse_bool, "0", "Verbose logs."),
+    _spec(
+        "log_format",
+        "LOG_FORMAT",
+        parse_choice("text", "json"),
+        "text",
+        "Log format on stderr: text or json.",
+    ),
+    _spec(
+        "output",
+        "OUTPUT",
+        parse_choice("text", "json"),
+        "text",
+        "Result format on stdout: text or json.",
+    ),
+)
+INFLUXDB = (
+    _spec("influxdb_url", ("INFLUXDB_URL", "INFLUX_HOST"), parse_url, None, "InfluxDB base URL."),
+    _spec(
+        "influxdb_token",
+        ("INFLUXDB_TOKEN", "INFLUX_TOKEN"),
+        parse_nonempty,
+        None,
+        "InfluxDB API token.",
+        secret=True,
+    ),
+    _spec(
+        "influxdb_org",
+        ("INFLUXDB_ORG", "INFLUX_ORG"),
+        parse_nonempty,
+        None,
+        "InfluxDB organization name.",
+    ),
+    _spec("http_timeout", "HTTP_TIMEOUT", parse_positive_int, "30", "Seconds per HTTP request."),
+)
+RECONCILE = (
+    _spec("force", "FORCE", parse_bool, "0", "Recreate every owned, desired object."),
+    _spec("dry_run", "DRY_RUN", parse_bool, "0", "Print the plan and change nothing."),
+    _spec("prune", "PRUNE", parse_bool, "0", "Delete owned objects nothing desires any more."),
+    _spec("concurrency", "CONCURRENCY", parse_positive_int, "8", "Parallel write requests."),
+)
+REPOSITORY = (
+    _spec(
+        "phalanx_repo",
+        "PHALANX_REPO",
+        parse_nonempty,
+        DEFAULT_PHALANX_REPO,
+        "Git URL or local directory of the configuration repository.",
+    ),
+    _spec("phalanx_ref", "PHALANX_REF", parse_nonempty, "main", "Branch, tag or commit to read."),
+)
+BUCKETS = (
+    _spec(
+        "bucket_retention",
+        "BUCKET_RETENTION",
+        parse_retention,
+        "7d",
+        "Retention of application buckets (e.g. 7d, 30d, inf).",
+    ),
+)
+TASKS = (
+    _spec(
+        "checks",
+        "CHECKS",
+        parse_nonempty,
+        "restarts,not_running,cpu",
+        "Comma-separated checks to run per application (restarts, not_running, cpu, memory).",
+    ),
+    _spec("check_every", "CHECK_EVERY", parse_nonempty, "5m", "How often each check task runs."),
+    _spec(
+        "check_window", "CHECK_WINDOW", parse_nonempty, "10m", "How far back each check run looks."
+    ),
+    _spec(
+        "cpu_threshold",
+        "CPU_THRESHOLD",
+        parse_nonempty,
+        "90",
+        "CPU alert threshold, percent of the container's limit.",
+    ),
+    _spec(
+        "memory_threshold",
+        "MEMORY_THRESHOLD",
+        parse_nonempty,
+        "90",
+        "Memory alert threshold, percent of the container's limit.",
+    ),
+    _spec(
+        "pending_grace",
+        "PENDING_GRACE",
+        parse_nonempty,
+        "10m",
+        "How long a container may be Pending or ContainerCreating before it is reported.",
+    ),
+)
+NOTIFIER = (
+    _spec(
+        "slack_webhook_url",
+        "SLACK_WEBHOOK_URL",
+        parse_url,
+        None,
+        "Default Slack incoming-webhook URL.",
+        secret=True,
+    ),
+    _spec(
+        "slack_routes_file",
+        "SLACK_ROUTES_FILE",
+        parse_nonempty,
+        None,
+        "YAML file routing clusters/applications/severities to other webhooks.",
+    ),
+    _spec(
+        "alert_lookback",
+        "ALERT_LOOKBACK",
+        parse_nonempty,
+        "10m",
+        "How far back the notifier reads findings from multiapp_.",
+    ),
+    _spec(
+        "alert_repeat_interval",
+        "ALERT_REPEAT_INTERVAL",
+        parse_nonempty,
+        "1h",
+        "An alert already sent within this interval is not sent again.",
+    ),
+    _spec(
+        "send_resolved",
+        "SEND_RESOLVED",
+        parse_bool,
+        "0",
+        "Also send a message when an alerted problem stops appearing.",
+    ),
+)
+SPECS: tuple[SettingSpec, ...] = (
+    *COMMON,
+    *INFLUXDB,
+    *RECONCILE,
+    *REPOSITORY,
+    *BUCKETS,
+    *TASKS,
+    *NOTIFIER,
+)
+_BY_FIELD = {spec.field: spec for spec in SPECS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    debug: bool
+    log_format: str
+    output: str
+    influxdb_url: str | None
+    influxdb_token: str | None
+    influxdb_org: str | None
+    http_timeout: int
+    force: bool
+    dry_run: bool
+    prune: bool
+    concurrency: int
+    phalanx_repo: str
+    phalanx_ref: str
+    bucket_retention: int
+    checks: str
+    check_every: str
+    check_window: str
+    cpu_threshold: str
+    memory_threshold: str
+    pending_grace: str
+    slack_webhook_url: str | None
+    slack_routes_file: str | None
+    alert_lookback: str
+    alert_repeat_interval: str
+    send_resolved: bool
+
+    def require_influxdb(self) -> tuple[str, str, str]:
+        """URL, token and org, or :class:`ConfigError` naming the first one missing."""
+        values = (self.influxdb_url, self.influxdb_token, self.influxdb_org)
+        for field, value in zip(
+            ("influxdb_url", "influxdb_token", "influxdb_org"), values, strict=True
+        ):
+            if value is None:
+                raise ConfigError(f"{_BY_FIELD[field].label} is not set")
+        url, token, org = values
+        assert url is not None and token is not None and org is not None
+        return url, token, org
+
+
+def load_settings(
+    flags: Mapping[str, object | None],
+    specs: Iterable[SettingSpec] = SPECS,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build settings; ``flags`` maps field names to flag values (None when not given).
+
+    Only ``specs`` (the settings the running job uses) are read from flags and environment;
+    the others keep their defaults, so a stray variable for another job cannot break this one.
+    """
+    env = os.environ if environ is None else environ
+    used = {spec.field for spec in specs}
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        if spec.field not in used:
+            values[spec.field] = None if spec.default is None else spec.parse(spec.default)
+            continue
+        flag = flags.get(spec.field)
+        if flag is not None and not isinstance(flag, str):
+            values[spec.field] = flag
+            continue
+        raw = flag
+        if raw is None:
+            raw = next((env[name] for name in spec.env if name in env), None)
+        if raw is None:
+            raw = spec.default
+        if raw is None:
+            values[spec.field] = None
+            continue
+        try:
+            values[spec.field] = spec.parse(raw)
+        except ValueError as error:
+            detail = "invalid value" if spec.secret else str(error)
+            raise ConfigError(f"invalid {spec.label}: {detail}") from None
+    return Settings(**values)

@@ -1,0 +1,63 @@
+"""Error types. Each carries a one-line message for the user and the exit code it maps to."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_CHANGES_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INFLUXDB_UNAVAILABLE = 3
+
+
+class RubinMonitoringError(Exception):
+    """Base class: ``str(error)`` is the one line shown to the user."""
+
+    exit_code = EXIT_CHANGES_FAILED
+
+
+class ConfigError(RubinMonitoringError):
+    """A setting is missing or invalid."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class InventoryError(RubinMonitoringError):
+    """The configuration repository cannot be read or parsed."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class NotImplementedYetError(RubinMonitoringError):
+    exit_code = EXIT_BAD_INPUT
+
+
+class InfluxDBError(RubinMonitoringError):
+    """InfluxDB answered with an error status after retries."""
+
+    def __init__(self, method: str, path: str, status: int, message: str) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.server_message = message
+        super().__init__(f"InfluxDB answered {status} to {method} {path}: {message}")
+
+
+class InfluxDBAuthError(InfluxDBError):
+    """The token was refused (401) or lacks a permission (403)."""
+
+    exit_code = EXIT_INFLUXDB_UNAVAILABLE
+
+    def __init__(self, method: str, path: str, status: int, message: str) -> None:
+        super().__init__(method, path, status, message)
+        if status == 401:
+            hint = "the token was refused (invalid or inactive token)"
+        else:
+            hint = "the token lacks the permission for this request"
+        RubinMonitoringError.__init__(
+            self, f"InfluxDB answered {status} to {method} {path}: {hint} ({message})"
+        )
+
+
+class InfluxDBUnavailableError(RubinMonitoringError):
+    """InfluxDB could not be reached after retries."""
+
+    exit_code = EXIT_INFLUXDB_UNAVAILABLE

@@ -1,0 +1,1 @@
+"""Typed data shared by the services: inventory, desired and observed objects, changes."""

@@ -1,0 +1,1 @@
+"""The jobs' logic: inventory, planning and applying buckets, DBRPs, tasks, tokens, alerts."""

@@ -1,0 +1,1 @@
+"""Adapters to the outside world: InfluxDB, the Git repository, Slack."""

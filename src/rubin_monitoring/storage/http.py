@@ -1,0 +1,162 @@
+"""The one HTTP policy for InfluxDB: auth header, retries with backoff, error mapping, paging.
+
+Retried: connection errors, timeouts, 429 and 5xx, honouring ``Retry-After``. Not retried: other
+4xx, which become :class:`InfluxDBError` (401/403 become :class:`InfluxDBAuthError`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from ..exceptions import InfluxDBAuthError, InfluxDBError, InfluxDBUnavailableError
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    backoff_seconds: float = 0.5
+    max_wait_seconds: float = 30.0
+
+    def wait(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_wait_seconds)
+        return min(self.backoff_seconds * 2.0 ** (attempt - 1), self.max_wait_seconds)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason_phrase
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return response.reason_phrase
+
+
+class InfluxHTTP:
+    """Thread-safe JSON client for the InfluxDB v2 API that counts the requests it sends."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 16,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self._client = httpx.Client(
+            base_url=url,
+            headers={"Authorization": f"Token {token}", "Accept": "application/json"},
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=max_connections),
+        )
+        self._lock = threading.Lock()
+        self.request_count = 0
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> InfluxHTTP:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        content: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request with retries; return the 2xx response or raise."""
+        shown = urlsplit(path).path
+        for attempt in range(1, self.retry.attempts + 1):
+            with self._lock:
+                self.request_count += 1
+            try:
+                response = self._client.request(
+                    method, path, params=params, json=json, content=content, headers=headers
+                )
+            except httpx.TransportError as error:
+                if attempt == self.retry.attempts:
+                    raise InfluxDBUnavailableError(
+                        f"cannot reach InfluxDB at {self._client.base_url} "
+                        f"({method} {shown}): {type(error).__name__}: {error}"
+                    ) from None
+                wait = self.retry.wait(attempt, None)
+                log.warning("%s %s: %s; retrying in %.1fs", method, shown, error, wait)
+                time.sleep(wait)
+                continue
+            if response.is_success:
+                return response
+            message = _error_message(response)
+            if response.status_code in RETRY_STATUSES and attempt < self.retry.attempts:
+                wait = self.retry.wait(
+                    attempt, parse_retry_after(response.headers.get("Retry-After"))
+                )
+                log.warning(
+                    "%s %s: %d %s; retrying in %.1fs",
+                    method,
+                    shown,
+                    response.status_code,
+                    message,
+                    wait,
+                )
+                time.sleep(wait)
+                continue
+            if response.status_code in (401, 403):
+                raise InfluxDBAuthError(method, shown, response.status_code, message)
+            raise InfluxDBError(method, shown, response.status_code, message)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get_json(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
+        return self.request("GET", path, params=params).json()
+
+    def paginate(self, path: str, params: Mapping[str, str | int], key: str) -> Iterator[Any]:
+        """Yield items of every page, following ``links.next`` until the server omits it.
+
+        A restricted token can get short pages before the end (the server filters after
+        paging), so the page length is never taken as the end of the list.
+        """
+        body = self.get_json(path, params)
+        seen: set[str] = set()
+        while True:
+            yield from body.get(key) or []
+            next_link = (body.get("links") or {}).get("next")
+            if not next_link or next_link in seen:
+                return
+            seen.add(next_link)
+            body = self.get_json(next_link)

@@ -1,0 +1,142 @@
+"""InfluxDB v2 resources the toolkit manages: orgs, buckets, DBRP mappings.
+
+Knows the API's shapes, page sizes and quirks; knows nothing about applications.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..exceptions import ConfigError, InfluxDBError
+from ..models.buckets import BucketSpec, DbrpSpec, ObservedBucket, ObservedDbrp
+from .http import InfluxHTTP
+
+BUCKET_PAGE_SIZE = 100  # the largest the buckets API accepts
+
+
+def shard_group_seconds(retention_seconds: int) -> int:
+    """InfluxDB's own normalised shard-group duration, sent explicitly so PATCH never conflicts."""
+    if retention_seconds == 0 or retention_seconds >= 180 * 86400:
+        return 7 * 86400
+    if retention_seconds >= 2 * 86400:
+        return 86400
+    return 3600
+
+
+def _retention_seconds(bucket: dict[str, Any]) -> int:
+    for rule in bucket.get("retentionRules") or []:
+        if rule.get("type", "expire") == "expire":
+            return int(rule.get("everySeconds", 0))
+    return 0
+
+
+def _retention_rules(retention_seconds: int) -> list[dict[str, object]]:
+    return [
+        {
+            "type": "expire",
+            "everySeconds": retention_seconds,
+            "shardGroupDurationSeconds": shard_group_seconds(retention_seconds),
+        }
+    ]
+
+
+class InfluxDBStore:
+    """One organization's objects. List calls take the org by name, so the org ID comes free
+    with the first bucket listing and a no-op run sends list calls only."""
+
+    def __init__(self, http: InfluxHTTP, org: str) -> None:
+        self.http = http
+        self.org = org
+        self._org_id: str | None = None
+
+    def _org_not_found(self) -> ConfigError:
+        return ConfigError(
+            f"INFLUXDB_ORG: organization {self.org!r} not found (or not visible to the token)"
+        )
+
+    def _list(self, path: str, params: dict[str, str | int], key: str) -> list[dict[str, Any]]:
+        try:
+            return list(self.http.paginate(path, {"org": self.org, **params}, key))
+        except InfluxDBError as error:
+            if error.status == 404 and "org" in error.server_message.lower():
+                raise self._org_not_found() from None
+            raise
+
+    @property
+    def org_id(self) -> str:
+        if self._org_id is None:
+            body = self._list("/api/v2/orgs", {}, "orgs")
+            if not body:
+                raise self._org_not_found()
+            self._org_id = str(body[0]["id"])
+        return self._org_id
+
+    # Buckets
+
+    def list_buckets(self) -> list[ObservedBucket]:
+        items = self._list("/api/v2/buckets", {"limit": BUCKET_PAGE_SIZE}, "buckets")
+        if items and self._org_id is None:
+            self._org_id = str(items[0]["orgID"])
+        return [
+            ObservedBucket(
+                id=item["id"],
+                name=item["name"],
+                retention_seconds=_retention_seconds(item),
+                description=item.get("description"),
+                system=item.get("type") == "system",
+            )
+            for item in items
+        ]
+
+    def create_bucket(self, spec: BucketSpec) -> str:
+        body = {
+            "orgID": self.org_id,
+            "name": spec.name,
+            "description": spec.description,
+            "retentionRules": _retention_rules(spec.retention_seconds),
+        }
+        return str(self.http.request("POST", "/api/v2/buckets", json=body).json()["id"])
+
+    def update_bucket(self, bucket_id: str, spec: BucketSpec) -> None:
+        body = {
+            "description": spec.description,
+            "retentionRules": _retention_rules(spec.retention_seconds),
+        }
+        self.http.request("PATCH", f"/api/v2/buckets/{bucket_id}", json=body)
+
+    def delete_bucket(self, bucket_id: str) -> None:
+        self.http.request("DELETE", f"/api/v2/buckets/{bucket_id}")
+
+    # DBRP mappings
+
+    def list_dbrps(self) -> list[ObservedDbrp]:
+        """Physical mappings only: the server also lists a virtual one per bucket."""
+        return [
+            ObservedDbrp(
+                id=item["id"],
+                bucket_id=item["bucketID"],
+                database=item["database"],
+                retention_policy=item["retention_policy"],
+                default=bool(item.get("default")),
+            )
+            for item in self._list("/api/v2/dbrps", {}, "content")
+            if not item.get("virtual")
+        ]
+
+    def create_dbrp(self, bucket_id: str, spec: DbrpSpec) -> str:
+        body = {
+            "orgID": self.org_id,
+            "bucketID": bucket_id,
+            "database": spec.database,
+            "retention_policy": spec.retention_policy,
+            "default": True,
+        }
+        return str(self.http.request("POST", "/api/v2/dbrps", json=body).json()["id"])
+
+    def update_dbrp(self, dbrp_id: str, spec: DbrpSpec) -> None:
+        body = {"retention_policy": spec.retention_policy, "default": True}
+        params = {"orgID": self.org_id}
+        self.http.request("PATCH", f"/api/v2/dbrps/{dbrp_id}", params=params, json=body)
+
+    def delete_dbrp(self, dbrp_id: str) -> None:
+        self.http.request("DELETE", f"/api/v2/dbrps/{dbrp_id}", params={"orgID": self.org_id})

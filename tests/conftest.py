@@ -1,0 +1,62 @@
+"""Shared fixtures: the real InfluxDB server, one fresh organization per test, Git repositories."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support.influxd import InfluxServer, ServerUnavailable, influx_server
+from support.phalanx import PhalanxRepo
+
+
+@pytest.fixture(scope="session")
+def influxdb() -> Iterator[InfluxServer]:
+    try:
+        with influx_server() as server:
+            yield server
+    except ServerUnavailable as reason:
+        if os.environ.get("RUBIN_MONITORING_REQUIRE_INFLUXDB") == "1":
+            pytest.fail(f"InfluxDB required but unavailable: {reason}", pytrace=False)
+        pytest.skip(f"InfluxDB unavailable: {reason}")
+
+
+@dataclass(frozen=True)
+class OrgUnderTest:
+    server: InfluxServer
+    name: str
+    id: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def token(self) -> str:
+        return self.server.token
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            "INFLUXDB_URL": self.url,
+            "INFLUXDB_TOKEN": self.token,
+            "INFLUXDB_ORG": self.name,
+            **extra,
+        }
+
+
+@pytest.fixture
+def org(influxdb: InfluxServer) -> OrgUnderTest:
+    """A new organization per test, so tests never see each other's objects."""
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    with influxdb.client() as client:
+        response = client.post("/api/v2/orgs", json={"name": name})
+        response.raise_for_status()
+        return OrgUnderTest(influxdb, name, response.json()["id"])
+
+
+@pytest.fixture
+def phalanx(tmp_path: Path) -> PhalanxRepo:
+    return PhalanxRepo(tmp_path / "phalanx")

@@ -1,0 +1,1 @@
+"""Test helpers: a real influxd per session, Phalanx-style Git repositories, CLI runs."""

@@ -1,0 +1,159 @@
+"""Start a real InfluxDB v2 for the test session: a provisioned influxd, or Docker if present."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+INFLUXDB_VERSION = "2.7.12"
+ADMIN_USER = "rubin-admin"
+ADMIN_PASSWORD = "rubin-admin-password"
+
+
+@dataclass(frozen=True)
+class InfluxServer:
+    url: str
+    org: str
+    org_id: str
+    token: str
+    source: str
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Token {self.token}"}, timeout=30
+        )
+
+
+class ServerUnavailable(Exception):
+    """No influxd binary and no Docker daemon: the reason says what to do."""
+
+
+def cached_binary() -> Path | None:
+    explicit = os.environ.get("INFLUXD_BIN")
+    if explicit:
+        return Path(explicit)
+    root = os.environ.get("RUBIN_MONITORING_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rubin-monitoring"
+    )
+    path = Path(root) / f"influxd-{INFLUXDB_VERSION}" / "influxd"
+    return path if path.exists() else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes] | None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"influxd exited with {process.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"influxd at {url} not ready after {timeout}s")
+
+
+def onboard(url: str) -> InfluxServer:
+    token = "rubin-test-operator-" + uuid.uuid4().hex
+    response = httpx.post(
+        f"{url}/api/v2/setup",
+        json={
+            "username": ADMIN_USER,
+            "password": ADMIN_PASSWORD,
+            "org": "rubin-test",
+            "bucket": "default",
+            "token": token,
+        },
+        timeout=30,
+    )
+    response.raise_for_status()
+    body = response.json()
+    return InfluxServer(url, body["org"]["name"], body["org"]["id"], token, "")
+
+
+@contextmanager
+def run_binary(binary: Path) -> Iterator[InfluxServer]:
+    data = Path(tempfile.mkdtemp(prefix="rubin-influxd-"))
+    port = free_port()
+    log = (data / "influxd.log").open("wb")
+    process = subprocess.Popen(
+        [
+            str(binary),
+            f"--http-bind-address=127.0.0.1:{port}",
+            f"--bolt-path={data / 'influxd.bolt'}",
+            f"--sqlite-path={data / 'influxd.sqlite'}",
+            f"--engine-path={data / 'engine'}",
+            "--reporting-disabled",
+            "--log-level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        server = onboard(url)
+        yield InfluxServer(server.url, server.org, server.org_id, server.token, str(binary))
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def docker_available() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env().ping()
+    except Exception:
+        return False
+    return True
+
+
+@contextmanager
+def run_container() -> Iterator[InfluxServer]:
+    from testcontainers.core.container import DockerContainer
+
+    with DockerContainer(f"influxdb:{INFLUXDB_VERSION[:3]}").with_exposed_ports(8086) as box:
+        url = f"http://{box.get_container_host_ip()}:{box.get_exposed_port(8086)}"
+        wait_ready(url, None)
+        server = onboard(url)
+        yield InfluxServer(server.url, server.org, server.org_id, server.token, "docker")
+
+
+@contextmanager
+def influx_server() -> Iterator[InfluxServer]:
+    binary = cached_binary()
+    if binary is not None:
+        with run_binary(binary) as server:
+            yield server
+        return
+    if docker_available():
+        with run_container() as server:
+            yield server
+        return
+    raise ServerUnavailable(
+        "no influxd binary (run scripts/provision-influxd or set INFLUXD_BIN) "
+        "and no Docker daemon for testcontainers"
+    )
