@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..exceptions import (
+    EXIT_BAD_INPUT,
     EXIT_CHANGES_FAILED,
     EXIT_INFLUXDB_UNAVAILABLE,
     EXIT_OK,
@@ -100,10 +101,12 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        """3 when InfluxDB refused the token or went away, 1 for other failures or conflicts."""
+        """The gravest failure's code: 3 InfluxDB refused the token or went away, 2 bad
+        configuration, 1 other failures or conflicts, 0 converged."""
         codes = {error.exit_code for error in self.errors}
-        if EXIT_INFLUXDB_UNAVAILABLE in codes:
-            return EXIT_INFLUXDB_UNAVAILABLE
+        for code in (EXIT_INFLUXDB_UNAVAILABLE, EXIT_BAD_INPUT):
+            if code in codes:
+                return code
         if self.failed or self.conflicts:
             return EXIT_CHANGES_FAILED
         return EXIT_OK

@@ -42,7 +42,7 @@ def plan_buckets(
     for spec in desired:
         current = by_name.get(spec.name)
         if current is None:
-            changes.append(Change(Action.CREATE, KIND, spec.name, "enabled, missing", (spec, None)))
+            changes.append(Change(Action.CREATE, KIND, spec.name, "missing", (spec, None)))
         elif not current.owned:
             conflicts.append(
                 Conflict(

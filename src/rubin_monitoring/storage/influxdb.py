@@ -5,6 +5,7 @@ Knows the API's shapes, page sizes and quirks; knows nothing about applications.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from ..exceptions import ConfigError, InfluxDBError
@@ -48,6 +49,7 @@ class InfluxDBStore:
         self.http = http
         self.org = org
         self._org_id: str | None = None
+        self._org_lock = threading.Lock()
 
     def _org_not_found(self) -> ConfigError:
         return ConfigError(
@@ -64,12 +66,13 @@ class InfluxDBStore:
 
     @property
     def org_id(self) -> str:
-        if self._org_id is None:
-            body = self._list("/api/v2/orgs", {}, "orgs")
-            if not body:
-                raise self._org_not_found()
-            self._org_id = str(body[0]["id"])
-        return self._org_id
+        with self._org_lock:
+            if self._org_id is None:
+                body = self._list("/api/v2/orgs", {}, "orgs")
+                if not body:
+                    raise self._org_not_found()
+                self._org_id = str(body[0]["id"])
+            return self._org_id
 
     # Buckets
 

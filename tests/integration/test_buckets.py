@@ -1,0 +1,297 @@
+"""bucketmaker and bucketmapper against a real InfluxDB v2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from support.cli import Run, run_cli
+from support.phalanx import PhalanxRepo
+
+pytestmark = pytest.mark.integration
+
+APPS = {"argocd": True, "gafaelfawr": True, "mobu-x": True, "sasquatch": False}
+ENVS: dict[str, dict[str, Any]] = {
+    "idfdev": {"applications": {"sasquatch": True}},
+    "minikube": {"applications": {"mobu-x": False}},
+    "summit": {},  # no applications key: the defaults
+}
+EXPECTED_BUCKETS = {"argocd", "gafaelfawr", "mobu_x", "sasquatch", "multiapp_", "alerted_"}
+
+
+def api(org: Any) -> httpx.Client:
+    return httpx.Client(
+        base_url=org.url, headers={"Authorization": f"Token {org.token}"}, timeout=30
+    )
+
+
+def buckets(org: Any) -> dict[str, dict[str, Any]]:
+    with api(org) as client:
+        body = client.get("/api/v2/buckets", params={"orgID": org.id, "limit": 100}).json()
+    return {b["name"]: b for b in body["buckets"] if b["type"] == "user"}
+
+
+def dbrps(org: Any) -> list[dict[str, Any]]:
+    with api(org) as client:
+        body = client.get("/api/v2/dbrps", params={"orgID": org.id}).json()
+    return [m for m in body["content"] if not m["virtual"]]
+
+
+def make_unowned_bucket(org: Any, name: str) -> str:
+    with api(org) as client:
+        response = client.post(
+            "/api/v2/buckets",
+            json={"orgID": org.id, "name": name, "retentionRules": []},
+        )
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+
+def reconcile(org: Any, repo: PhalanxRepo, *flags: str, **env: str) -> tuple[Run, Run]:
+    settings = org.env(PHALANX_REPO=repo.url, **env)
+    made = run_cli(["bucketmaker", "--output", "json", *flags], settings)
+    mapped = run_cli(["bucketmapper", "--output", "json", *flags], settings)
+    return made, mapped
+
+
+@pytest.fixture
+def repo(phalanx: PhalanxRepo) -> PhalanxRepo:
+    phalanx.set_apps(APPS, ENVS)
+    return phalanx
+
+
+def test_first_run_creates_exactly_the_buckets_and_mappings(org: Any, repo: PhalanxRepo) -> None:
+    made, mapped = reconcile(org, repo)
+    assert made.exit_code == 0, made.stderr
+    assert mapped.exit_code == 0, mapped.stderr
+
+    observed = buckets(org)
+    assert set(observed) == EXPECTED_BUCKETS
+    for name, bucket in observed.items():
+        expected = 3600 if name.endswith("_") else 7 * 86400
+        assert bucket["retentionRules"][0]["everySeconds"] == expected
+        assert "managed-by=rubin-monitoring" in bucket["description"]
+    assert {(c["action"], c["name"]) for c in made.changes} == {
+        ("create", name) for name in EXPECTED_BUCKETS
+    }
+
+    mappings = dbrps(org)
+    by_db = {m["database"]: m for m in mappings}
+    assert len(mappings) == len(EXPECTED_BUCKETS)
+    assert set(by_db) == EXPECTED_BUCKETS
+    for name, mapping in by_db.items():
+        assert mapping["bucketID"] == observed[name]["id"]
+        assert mapping["retention_policy"] == ("1h" if name.endswith("_") else "1w")
+        assert mapping["default"] is True
+    assert mapped.json()["summary"]["create"] == len(EXPECTED_BUCKETS)
+
+
+def test_second_run_changes_nothing(org: Any, repo: PhalanxRepo) -> None:
+    reconcile(org, repo)
+    before = {name: b["id"] for name, b in buckets(org).items()}
+    made, mapped = reconcile(org, repo)
+    for run in (made, mapped):
+        assert run.exit_code == 0
+        assert run.changes == []
+        assert run.json()["summary"]["unchanged"] == len(EXPECTED_BUCKETS)
+    assert {name: b["id"] for name, b in buckets(org).items()} == before
+
+
+def test_new_app_gets_one_bucket_and_one_mapping(org: Any, repo: PhalanxRepo) -> None:
+    reconcile(org, repo)
+    repo.set_apps({**APPS, "new-app": True}, ENVS, "enable new-app")
+    made, mapped = reconcile(org, repo)
+    assert [(c["action"], c["kind"], c["name"]) for c in made.changes] == [
+        ("create", "bucket", "new_app")
+    ]
+    assert [(c["action"], c["kind"], c["name"]) for c in mapped.changes] == [
+        ("create", "dbrp", "new_app/1w")
+    ]
+    assert "new_app" in buckets(org)
+    assert sum(m["database"] == "new_app" for m in dbrps(org)) == 1
+
+
+def test_disabled_app_is_an_orphan_and_kept_until_prune(org: Any, repo: PhalanxRepo) -> None:
+    reconcile(org, repo)
+    unowned = make_unowned_bucket(org, "hand-made")
+    repo.set_apps({**APPS, "gafaelfawr": False}, ENVS, "disable gafaelfawr")
+
+    made, mapped = reconcile(org, repo)
+    assert made.exit_code == 0
+    assert made.changes == []
+    assert [(o["kind"], o["name"]) for o in made.json()["orphans"]] == [("bucket", "gafaelfawr")]
+    assert "gafaelfawr" in buckets(org)
+
+    made = run_cli(["bucketmaker", "--output", "json", "--prune"],
+                   org.env(PHALANX_REPO=repo.url))
+    assert made.exit_code == 0
+    assert [(c["action"], c["name"], c["status"]) for c in made.changes] == [
+        ("delete", "gafaelfawr", "done")
+    ]
+    remaining = buckets(org)
+    assert "gafaelfawr" not in remaining
+    assert remaining["hand-made"]["id"] == unowned
+
+    mapped = run_cli(["bucketmapper", "--output", "json", "--prune"], org.env())
+    assert mapped.exit_code == 0
+    assert "gafaelfawr" not in {m["database"] for m in dbrps(org)}
+
+
+def test_force_recreates_owned_objects_and_leaves_unowned_alone(
+    org: Any, repo: PhalanxRepo
+) -> None:
+    unowned_similar = make_unowned_bucket(org, "argocd-backup")
+    unowned_same = make_unowned_bucket(org, "sasquatch")
+    reconcile(org, repo)
+    owned_before = buckets(org)["argocd"]["id"]
+
+    made, mapped = reconcile(org, repo, FORCE="1")
+    actions = {(c["action"], c["name"]) for c in made.changes}
+    assert ("recreate", "argocd") in actions
+    assert all(name not in ("argocd-backup", "sasquatch") for _, name in actions)
+    assert [c["name"] for c in made.json()["conflicts"]] == ["sasquatch"]
+    assert made.exit_code == 1  # the conflict needs a human
+
+    after = buckets(org)
+    assert after["argocd"]["id"] != owned_before
+    assert after["argocd-backup"]["id"] == unowned_similar
+    assert after["sasquatch"]["id"] == unowned_same
+    assert "managed-by" not in (after["sasquatch"].get("description") or "")
+    assert mapped.exit_code == 0
+    assert {m["database"] for m in dbrps(org)} == EXPECTED_BUCKETS - {"sasquatch"}
+
+
+def test_dry_run_changes_nothing(org: Any, repo: PhalanxRepo) -> None:
+    made, mapped = reconcile(org, repo, DRY_RUN="1")
+    assert made.exit_code == 0
+    assert made.json()["dry_run"] is True
+    assert {c["status"] for c in made.changes} == {"planned"}
+    assert len(made.changes) == len(EXPECTED_BUCKETS)
+    assert buckets(org) == {}
+    assert dbrps(org) == []
+
+
+def test_retention_change_updates_in_place(org: Any, repo: PhalanxRepo) -> None:
+    reconcile(org, repo)
+    before = buckets(org)
+    made, mapped = reconcile(org, repo, BUCKET_RETENTION="30d")
+    assert {(c["action"], c["name"]) for c in made.changes} == {
+        ("update", name) for name in EXPECTED_BUCKETS if not name.endswith("_")
+    }
+    after = buckets(org)
+    assert after["argocd"]["id"] == before["argocd"]["id"]
+    assert after["argocd"]["retentionRules"][0]["everySeconds"] == 30 * 86400
+    assert {m["database"]: m["retention_policy"] for m in dbrps(org)}["argocd"] == "4w2d"
+    assert mapped.exit_code == 0
+
+
+def test_invalid_app_name_is_reported_and_the_rest_proceed(
+    org: Any, phalanx: PhalanxRepo
+) -> None:
+    phalanx.set_apps({"good": True, "-bad": True}, {"dev": {}})
+    made = run_cli(["bucketmaker", "--output", "json"], org.env(PHALANX_REPO=phalanx.url))
+    assert made.exit_code == 1
+    failed = [c for c in made.changes if c["status"] == "failed"]
+    assert len(failed) == 1
+    assert failed[0]["name"] == "_bad"
+    assert "environments/values-dev.yaml" in failed[0]["reason"]
+    assert "reserved" in failed[0]["error"]
+    assert set(buckets(org)) == {"good", "multiapp_", "alerted_"}
+
+
+def one_error_line(run: Run) -> str:
+    lines = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, run.stderr
+    return lines[0]
+
+
+def test_bad_yaml_names_file_and_line_and_changes_nothing(
+    org: Any, phalanx: PhalanxRepo
+) -> None:
+    phalanx.set_apps({"argocd": True}, {"dev": {}})
+    phalanx.write("environments/values-dev.yaml", "name: dev\napplications:\n  argocd: [true\n")
+    phalanx.commit("broken")
+    run = run_cli(["bucketmaker"], org.env(PHALANX_REPO=phalanx.url))
+    assert run.exit_code == 2
+    line = one_error_line(run)
+    assert "environments/values-dev.yaml" in line
+    assert "line 4" in line
+    assert buckets(org) == {}
+
+
+def test_missing_repository(org: Any, tmp_path: Any) -> None:
+    missing = (tmp_path / "nowhere").as_uri()
+    run = run_cli(["bucketmaker"], org.env(PHALANX_REPO=missing))
+    assert run.exit_code == 2
+    assert "PHALANX_REPO" in one_error_line(run)
+    assert buckets(org) == {}
+
+
+def test_wrong_ref(org: Any, repo: PhalanxRepo) -> None:
+    run = run_cli(["bucketmaker"], org.env(PHALANX_REPO=repo.url, PHALANX_REF="no-such-branch"))
+    assert run.exit_code == 2
+    assert one_error_line(run) == (
+        f"error: PHALANX_REF: ref 'no-such-branch' not found in {repo.url}"
+    )
+
+
+def test_ref_selects_the_branch(org: Any, repo: PhalanxRepo) -> None:
+    repo.repo.git.checkout("-b", "next")
+    repo.set_apps({**APPS, "only-on-next": True}, ENVS)
+    repo.repo.git.checkout("main")
+    run = run_cli(["inventory", "--output", "json"],
+                  org.env(PHALANX_REPO=repo.url, PHALANX_REF="next"))
+    assert run.exit_code == 0
+    assert "only-on-next" in run.json()["applications"]
+
+
+def test_wrong_token_exits_3(org: Any, repo: PhalanxRepo) -> None:
+    env = org.env(PHALANX_REPO=repo.url)
+    env["INFLUXDB_TOKEN"] = "not-a-real-token"
+    run = run_cli(["bucketmaker"], env)
+    assert run.exit_code == 3
+    line = one_error_line(run)
+    assert "401" in line and "token was refused" in line
+
+
+def test_read_only_token_exits_3_and_changes_nothing(org: Any, repo: PhalanxRepo) -> None:
+    permissions = [
+        {"action": "read", "resource": {"type": t, "orgID": org.id}} for t in ("buckets", "dbrp")
+    ]
+    permissions.append({"action": "read", "resource": {"type": "orgs", "id": org.id}})
+    with api(org) as client:
+        response = client.post(
+            "/api/v2/authorizations", json={"orgID": org.id, "permissions": permissions}
+        )
+        response.raise_for_status()
+        read_only = response.json()["token"]
+    env = org.env(PHALANX_REPO=repo.url)
+    env["INFLUXDB_TOKEN"] = read_only
+    run = run_cli(["bucketmaker"], env, secrets=[org.token])
+    assert run.exit_code == 3
+    # InfluxDB 2.7 answers a missing permission with 401 "<permission> is unauthorized".
+    assert "lacks the permission" in run.stderr
+    assert f"write:orgs/{org.id}/buckets is unauthorized" in run.stderr
+    assert buckets(org) == {}
+
+
+def test_unreachable_influxdb_exits_3(repo: PhalanxRepo) -> None:
+    env = {
+        "INFLUXDB_URL": "http://127.0.0.1:9",
+        "INFLUXDB_TOKEN": "a-token-that-must-not-leak",
+        "INFLUXDB_ORG": "o",
+        "PHALANX_REPO": repo.url,
+        "HTTP_TIMEOUT": "2",
+    }
+    run = run_cli(["bucketmapper"], env)
+    assert run.exit_code == 3
+    assert "cannot reach InfluxDB" in one_error_line(run)
+
+
+def test_unknown_org_exits_2(org: Any, repo: PhalanxRepo) -> None:
+    env = org.env(PHALANX_REPO=repo.url)
+    env["INFLUXDB_ORG"] = "no-such-org"
+    run = run_cli(["bucketmapper"], env)
+    assert run.exit_code == 2
+    assert "INFLUXDB_ORG" in one_error_line(run)

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rubin_monitoring.exceptions import InventoryError
+from rubin_monitoring.services.inventory import read_inventory
+
+
+def write(root: Path, name: str, text: str) -> None:
+    path = root / "environments" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_environments_merge_defaults_and_overrides(tmp_path: Path) -> None:
+    write(tmp_path, "values.yaml", "applications:\n  argocd: true\n  nublado: false\n  mobu-x: true\n")
+    write(tmp_path, "values-dev.yaml", "name: dev\nfqdn: dev.example.com\napplications:\n"
+          "  nublado: true\n  mobu-x: false\n")
+    write(tmp_path, "values-prod.yaml", "name: prod\nfqdn: prod.example.com\napplications: null\n")
+    write(tmp_path, "values-bare.yaml", "fqdn: bare.example.com\n")
+    write(tmp_path, "README.md", "not an environment")
+    inventory = read_inventory(tmp_path)
+    by_name = {env.name: env for env in inventory.environments}
+    assert by_name["dev"].applications == ("argocd", "nublado")
+    assert by_name["prod"].applications == ("argocd", "mobu-x")
+    assert by_name["bare"].applications == ("argocd", "mobu-x")
+    assert by_name["bare"].file == "environments/values-bare.yaml"
+    assert inventory.applications == ["argocd", "mobu-x", "nublado"]
+    assert inventory.buckets == ["argocd", "mobu_x", "nublado"]
+
+
+def test_invalid_names_are_problems_naming_file_and_app(tmp_path: Path) -> None:
+    write(tmp_path, "values.yaml", "applications:\n  ok: true\n")
+    write(tmp_path, "values-dev.yaml", "applications:\n  bad-: true\n  'we\"ird': true\n")
+    inventory = read_inventory(tmp_path)
+    assert inventory.applications == ["ok"]
+    problems = {p.application: str(p) for p in inventory.problems}
+    assert problems["bad-"].startswith("environments/values-dev.yaml: application 'bad-'")
+    assert "reserved" in problems["bad-"]
+    assert "may only contain" in problems['we"ird']
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("values-dev.yaml", "applications:\n  a: [true\n",
+         "environments/values-dev.yaml: line 3, column 1: invalid YAML"),
+        ("values-dev.yaml", "applications:\n  a: maybe\n",
+         "environments/values-dev.yaml: applications.a: expected true or false, got 'maybe'"),
+        ("values-dev.yaml", "applications: [a, b]\n",
+         "environments/values-dev.yaml: field 'applications' must be a mapping"),
+        ("values-dev.yaml", "- a\n", "environments/values-dev.yaml: expected a mapping"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_file(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    write(tmp_path, "values.yaml", "applications:\n  a: true\n")
+    write(tmp_path, name, text)
+    with pytest.raises(InventoryError) as error:
+        read_inventory(tmp_path)
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
+
+
+def test_not_a_phalanx_repository(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="environments/values.yaml: not found"):
+        read_inventory(tmp_path)

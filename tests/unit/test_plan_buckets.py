@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from rubin_monitoring.models.buckets import BucketSpec, ObservedBucket
+from rubin_monitoring.models.changes import Action
+from rubin_monitoring.services.buckets import plan_buckets
+
+OWNED = "Telegraf metrics (managed-by=rubin-monitoring)"
+WEEK = 7 * 86400
+
+
+def observed(name: str, retention: int = WEEK, description: str | None = OWNED,
+             system: bool = False) -> ObservedBucket:
+    return ObservedBucket(f"id-{name}", name, retention, description, system)
+
+
+def spec(name: str, retention: int = WEEK) -> BucketSpec:
+    return BucketSpec(name, retention, "Telegraf metrics")
+
+
+def summary(plan: object) -> list[tuple[str, str]]:
+    return [(c.action.value, c.name) for c in plan.changes]  # type: ignore[attr-defined]
+
+
+def test_missing_buckets_are_created_and_converged_ones_untouched() -> None:
+    plan = plan_buckets([spec("a"), spec("b")], [observed("a")])
+    assert summary(plan) == [("create", "b")]
+    assert plan.unchanged == 1
+
+
+def test_retention_drift_is_an_update_with_reason() -> None:
+    plan = plan_buckets([spec("a", 30 * 86400)], [observed("a")])
+    assert summary(plan) == [("update", "a")]
+    assert plan.changes[0].reason == "retention 1w -> 4w2d"
+
+
+def test_unowned_bucket_of_a_desired_name_is_a_conflict_never_a_change() -> None:
+    for force in (False, True):
+        plan = plan_buckets([spec("a")], [observed("a", description="hand made")], force=force)
+        assert plan.changes == []
+        assert [c.name for c in plan.conflicts] == ["a"]
+
+
+def test_force_recreates_owned_desired_buckets_only() -> None:
+    buckets = [observed("a"), observed("a-copy", description=None), observed("gone")]
+    plan = plan_buckets([spec("a")], buckets, force=True)
+    assert summary(plan) == [("recreate", "a")]
+    assert [o.name for o in plan.orphans] == ["gone"]
+
+
+def test_orphans_are_reported_and_deleted_only_with_prune() -> None:
+    buckets = [observed("gone"), observed("theirs", description="x"),
+               observed("_tasks", description=OWNED, system=True)]
+    assert summary(plan_buckets([], buckets)) == []
+    assert [o.name for o in plan_buckets([], buckets).orphans] == ["gone"]
+    pruned = plan_buckets([], buckets, prune=True)
+    assert summary(pruned) == [("delete", "gone")]
+    assert all(c.action is Action.DELETE for c in pruned.changes)

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import pytest
+
+from rubin_monitoring.config import BUCKETS, COMMON, INFLUXDB, load_settings
+from rubin_monitoring.durations import format_duration, parse_duration, retention_policy_name
+from rubin_monitoring.exceptions import ConfigError
+from rubin_monitoring.storage.gitrepo import redact_url
+from rubin_monitoring.storage.http import RetryPolicy, parse_retry_after
+
+
+def test_flags_win_over_environment_and_influx_cli_names_are_accepted() -> None:
+    env = {"INFLUX_HOST": "http://influx:8086/", "INFLUX_TOKEN": "tok", "INFLUX_ORG": "o",
+           "FORCE": "yes"}
+    settings = load_settings({"influxdb_org": "flag-org"}, environ=env)
+    assert settings.influxdb_url == "http://influx:8086"
+    assert settings.influxdb_org == "flag-org"
+    assert settings.force is True
+    assert settings.require_influxdb() == ("http://influx:8086", "tok", "flag-org")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"FORCE": "maybe"}, "invalid FORCE (--force): 'maybe' is not a boolean"),
+        ({"INFLUXDB_URL": "influx:8086"}, "invalid INFLUXDB_URL (--influxdb-url)"),
+        ({"BUCKET_RETENTION": "30m"}, "invalid BUCKET_RETENTION (--bucket-retention): '30m' is "
+                                      "shorter than InfluxDB's minimum retention of 1h"),
+        ({"LOG_FORMAT": "xml"}, "invalid LOG_FORMAT (--log-format): 'xml' is not one of"),
+    ],
+)
+def test_invalid_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings({}, environ=env)
+    assert str(error.value).startswith(message)
+
+
+def test_secret_values_are_not_echoed_and_missing_ones_are_named() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings({}, environ={"INFLUXDB_TOKEN": "   "})
+    assert str(error.value) == "invalid INFLUXDB_TOKEN (--influxdb-token): invalid value"
+    settings = load_settings({}, environ={"INFLUXDB_URL": "http://x"})
+    with pytest.raises(ConfigError, match=r"^INFLUXDB_TOKEN \(--influxdb-token\) is not set$"):
+        settings.require_influxdb()
+
+
+def test_settings_of_other_jobs_are_ignored() -> None:
+    settings = load_settings({}, [*COMMON, *INFLUXDB, *BUCKETS],
+                             environ={"FORCE": "garbage", "CONCURRENCY": "-1"})
+    assert settings.force is False and settings.concurrency == 8
+
+
+def test_durations() -> None:
+    assert parse_duration("7d") == 604800
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("inf") == 0
+    assert format_duration(604800) == "1w"
+    assert format_duration(30 * 86400) == "4w2d"
+    assert retention_policy_name(0) == "inf"
+    assert retention_policy_name(3600) == "1h"
+    with pytest.raises(ValueError):
+        parse_duration("7 days")
+
+
+def test_retry_waits_honour_retry_after_and_back_off() -> None:
+    policy = RetryPolicy(attempts=4, backoff_seconds=0.5, max_wait_seconds=10)
+    assert [policy.wait(n, None) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
+    assert policy.wait(1, 7.0) == 7.0
+    assert policy.wait(1, 99.0) == 10
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert parse_retry_after("soon") is None
+
+
+def test_credentials_are_redacted_from_git_urls() -> None:
+    assert redact_url("https://user:ghp_secret@github.com/o/r.git") == "https://***@github.com/o/r.git"
+    assert redact_url("file:///tmp/repo") == "file:///tmp/repo"
