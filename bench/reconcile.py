@@ -19,15 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from support.influxd import influx_server  # noqa: E402
-from support.phalanx import PhalanxRepo  # noqa: E402
+from support.influxd import influx_server
+from support.phalanx import PhalanxRepo
 
-from rubin_monitoring.models.changes import Report  # noqa: E402
-from rubin_monitoring.services.buckets import run_bucketmaker  # noqa: E402
-from rubin_monitoring.services.dbrps import run_bucketmapper  # noqa: E402
-from rubin_monitoring.services.inventory import read_inventory  # noqa: E402
-from rubin_monitoring.storage.http import InfluxHTTP  # noqa: E402
-from rubin_monitoring.storage.influxdb import InfluxDBStore  # noqa: E402
+from rubin_monitoring.models.changes import Report
+from rubin_monitoring.services.buckets import run_bucketmaker
+from rubin_monitoring.services.dbrps import run_bucketmapper
+from rubin_monitoring.services.inventory import read_inventory
+from rubin_monitoring.storage.http import InfluxHTTP
+from rubin_monitoring.storage.influxdb import InfluxDBStore
 
 CONCURRENCY = 8
 

@@ -170,6 +170,7 @@ def test_dry_run_changes_nothing(org: Any, repo: PhalanxRepo) -> None:
     assert len(made.changes) == len(EXPECTED_BUCKETS)
     assert buckets(org) == {}
     assert dbrps(org) == []
+    assert mapped.exit_code == 0 and mapped.changes == []  # no owned bucket exists yet
 
 
 def test_retention_change_updates_in_place(org: Any, repo: PhalanxRepo) -> None:

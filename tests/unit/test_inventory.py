@@ -15,7 +15,8 @@ def write(root: Path, name: str, text: str) -> None:
 
 
 def test_environments_merge_defaults_and_overrides(tmp_path: Path) -> None:
-    write(tmp_path, "values.yaml", "applications:\n  argocd: true\n  nublado: false\n  mobu-x: true\n")
+    write(tmp_path, "values.yaml",
+          "applications:\n  argocd: true\n  nublado: false\n  mobu-x: true\n")
     write(tmp_path, "values-dev.yaml", "name: dev\nfqdn: dev.example.com\napplications:\n"
           "  nublado: true\n  mobu-x: false\n")
     write(tmp_path, "values-prod.yaml", "name: prod\nfqdn: prod.example.com\napplications: null\n")
@@ -66,5 +67,5 @@ def test_bad_input_is_one_line_naming_the_file(
 
 
 def test_not_a_phalanx_repository(tmp_path: Path) -> None:
-    with pytest.raises(InventoryError, match="environments/values.yaml: not found"):
+    with pytest.raises(InventoryError, match=r"environments/values\.yaml: not found"):
         read_inventory(tmp_path)
