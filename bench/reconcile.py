@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Time bucketmaker and bucketmapper on a fresh influxd: a first run and a no-op run.
+"""Time bucketmaker, bucketmapper and taskmaker on a fresh influxd: first run and no-op run.
 
     python bench/reconcile.py --apps 1000
 
 Builds a synthetic Phalanx repository with N applications over a few environments, starts a
 throwaway influxd (scripts/provision-influxd, or INFLUXD_BIN), and prints wall time and HTTP
-request counts per job and run.
+request counts per job and run. taskmaker installs all four checks, so 1000 applications make
+4000 tasks.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from support.phalanx import PhalanxRepo
 
 from rubin_monitoring.models.changes import Report
 from rubin_monitoring.services.buckets import run_bucketmaker
+from rubin_monitoring.services.checks import CHECK_NAMES, CheckParams
 from rubin_monitoring.services.dbrps import run_bucketmapper
 from rubin_monitoring.services.inventory import read_inventory
+from rubin_monitoring.services.tasks import desired_tasks, run_taskmaker
 from rubin_monitoring.storage.http import InfluxHTTP
 from rubin_monitoring.storage.influxdb import InfluxDBStore
 
@@ -77,6 +80,11 @@ def main() -> None:
             return run_bucketmapper(store, force=False, prune=False, dry_run=False,
                                     concurrency=CONCURRENCY)
 
+        def tasks(store: InfluxDBStore) -> Report:
+            desired = desired_tasks(inventory.buckets, CHECK_NAMES, CheckParams())
+            return run_taskmaker(store, desired, force=False, prune=False, dry_run=False,
+                                 concurrency=CONCURRENCY)
+
         totals: dict[str, list[float]] = {}
         for run in ("first", "no-op"):
             print(f"{run} run:")
@@ -85,7 +93,10 @@ def main() -> None:
                 total = totals.setdefault(run, [0.0, 0])
                 total[0] += seconds
                 total[1] += requests
-            print(f"  {'both jobs':24} {totals[run][0]:7.2f} s {int(totals[run][1]):6d} requests")
+            print(f"  {'both bucket jobs':24} {totals[run][0]:7.2f} s "
+                  f"{int(totals[run][1]):6d} requests")
+            measure(f"taskmaker ({len(CHECK_NAMES)} checks)", server.url, server.token, server.org,
+                    tasks)
 
 
 if __name__ == "__main__":

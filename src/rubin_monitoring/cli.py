@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -29,7 +30,22 @@ from .factory import influxdb_store, load_inventory
 from .logs import setup_logging
 from .output import emit_json, emit_report
 from .services.buckets import run_bucketmaker
+from .services.checks import CheckParams
 from .services.dbrps import run_bucketmapper
+from .services.tasks import desired_tasks, run_taskmaker, task_health
+from .services.tokens import (
+    DEFAULT_BOT_USER,
+    DEFAULT_SECRET_NAME,
+    ROLE_NAMES,
+    Role,
+    check_manifest_path,
+    render_tokens_text,
+    run_tokenmaker,
+    secret_manifest_text,
+    tokens_to_json,
+    write_secret_manifest,
+)
+from .storage.authorizations import AuthorizationStore
 
 log = logging.getLogger("rubin_monitoring")
 
@@ -81,9 +97,10 @@ def _wrap(func: JobFunc, specs: list[SettingSpec]) -> Callable[..., None]:
             _fail(str(error), error.exit_code, settings.log_format if settings else None)
         sys.exit(code)
 
+    command: Callable[..., None] = wrapper
     for spec in reversed(specs):
-        wrapper = _option(spec)(wrapper)
-    return wrapper
+        command = _option(spec)(command)
+    return command
 
 
 @click.command("inventory")
@@ -146,15 +163,142 @@ def _not_implemented(name: str, doc: str, *groups: tuple[SettingSpec, ...]) -> c
     return command
 
 
-taskmaker_command = _not_implemented(
-    "taskmaker", "Flux alert tasks per application.", INFLUXDB, RECONCILE, REPOSITORY, TASKS
+def _report_task_health(settings: Settings) -> int:
+    with influxdb_store(settings) as store:
+        health = task_health(store)
+    if settings.output == "json":
+        emit_json(health.to_json())
+    else:
+        click.echo(
+            f"taskmaker health: {len(health.failing)} of {health.owned} owned tasks "
+            "failed their last run"
+        )
+        for task in health.failing:
+            click.echo(f"  {task.name} ({task.id}): {task.last_run_error}")
+    return 1 if health.failing else 0
+
+
+@click.command("taskmaker")
+@click.option(
+    "--health",
+    is_flag=True,
+    help="Report owned tasks whose last run failed (exit 1 if any) instead of reconciling.",
 )
-tokenmaker_command = _not_implemented(
-    "tokenmaker", "Least-privilege tokens (one-off setup).", INFLUXDB
+@job(INFLUXDB, RECONCILE, REPOSITORY, TASKS)
+def taskmaker_command(settings: Settings, health: bool) -> int:
+    """Flux alert check tasks, one per application and enabled check."""
+    if health:
+        return _report_task_health(settings)
+    inventory = load_inventory(settings)
+    params = CheckParams(
+        every=settings.check_every,
+        window=settings.check_window,
+        cpu_threshold=settings.cpu_threshold,
+        memory_threshold=settings.memory_threshold,
+        pending_grace=settings.pending_grace,
+    )
+    desired = desired_tasks(inventory.buckets, settings.checks, params)
+    with influxdb_store(settings) as store:
+        report = run_taskmaker(
+            store,
+            desired,
+            force=settings.force,
+            prune=settings.prune,
+            dry_run=settings.dry_run,
+            concurrency=settings.concurrency,
+        )
+    emit_report(report, settings.output)
+    return report.exit_code
+
+
+@click.command("tokenmaker")
+@click.option(
+    "--rotate",
+    is_flag=True,
+    help="Replace the toolkit's tokens: new values, old tokens deleted (FORCE does the same).",
 )
-notifier_command = _not_implemented(
-    "notifier", "Slack alerts for multiapp_ findings.", INFLUXDB, NOTIFIER
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    type=click.Choice(ROLE_NAMES),
+    help="Only this role's token (repeatable; default: every role).",
 )
+@click.option(
+    "--bot-user",
+    default=DEFAULT_BOT_USER,
+    show_default=True,
+    help="User that owns taskmaker's tasks; use one per organization.",
+)
+@click.option(
+    "--secret-manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write new token values to this Kubernetes Secret manifest (mode 0600), not stdout.",
+)
+@click.option(
+    "--secret-name", default=DEFAULT_SECRET_NAME, show_default=True, help="The Secret's name."
+)
+@click.option("--namespace", help="The Secret's namespace (default: none in the manifest).")
+@job(INFLUXDB, RECONCILE)
+def tokenmaker_command(
+    settings: Settings,
+    rotate: bool,
+    roles: tuple[str, ...],
+    bot_user: str,
+    secret_manifest: Path | None,
+    secret_name: str,
+    namespace: str | None,
+) -> int:
+    """Least-privilege, org-scoped tokens and the bot user that owns the tasks (one-off setup).
+
+    New token values go to stdout once, or only into --secret-manifest; never to the logs.
+    """
+    manifest = secret_manifest
+    if manifest is not None:
+        check_manifest_path(manifest)
+    with influxdb_store(settings) as store:
+        result = run_tokenmaker(
+            store,
+            AuthorizationStore(store.http),
+            bot_user=bot_user,
+            roles=[Role(role) for role in roles],
+            rotate=rotate or settings.force,
+            prune=settings.prune,
+            dry_run=settings.dry_run,
+        )
+    if manifest is not None and result.tokens:
+        write_secret_manifest(manifest, secret_manifest_text(result.tokens, secret_name, namespace))
+    if settings.output == "json":
+        emit_json(tokens_to_json(result, manifest=manifest))
+    else:
+        click.echo(render_tokens_text(result, manifest=manifest))
+    return result.exit_code
+
+
+@click.command("notifier")
+@job(INFLUXDB, NOTIFIER, tuple(spec for spec in RECONCILE if spec.field == "dry_run"))
+def notifier_command(settings: Settings) -> int:
+    """Slack alerts for multiapp_ findings, each sent once, recorded in alerted_."""
+    # Imported here so this command stays one block of this shared file.
+    from .services.notifier import notifier_options, run_notifier
+    from .services.routes import load_routes
+    from .storage.alerts import AlertStore
+    from .storage.slack import SlackWebhooks
+
+    options = notifier_options(settings)
+    routes = load_routes(settings.slack_webhook_url, settings.slack_routes_file)
+    with influxdb_store(settings) as store:
+        report = run_notifier(
+            AlertStore(store.http, store.org),
+            SlackWebhooks(timeout=settings.slack_timeout),
+            routes,
+            options,
+        )
+    if settings.output == "json":
+        emit_json(report.to_json())
+    else:
+        click.echo(report.to_text())
+    return report.exit_code
 
 
 @click.group()

@@ -67,6 +67,29 @@ def parse_retention(text: str) -> int:
     return seconds
 
 
+def parse_interval(text: str) -> str:
+    """A Flux duration literal of at least one second, kept as written (``5m``)."""
+    if parse_duration(text) < 1:
+        raise ValueError(f"{text!r} must be at least 1s")
+    return text.strip()
+
+
+def parse_threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1000:
+        raise ValueError(f"{text!r} must be a percentage above 0 and at most 1000")
+    return value
+
+
+def parse_check_list(text: str) -> tuple[str, ...]:
+    from .services.checks import parse_checks
+
+    return parse_checks(text)
+
+
 def parse_nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("is empty")
@@ -170,32 +193,32 @@ TASKS = (
     _spec(
         "checks",
         "CHECKS",
-        parse_nonempty,
+        parse_check_list,
         "restarts,not_running,cpu",
         "Comma-separated checks to run per application (restarts, not_running, cpu, memory).",
     ),
-    _spec("check_every", "CHECK_EVERY", parse_nonempty, "5m", "How often each check task runs."),
+    _spec("check_every", "CHECK_EVERY", parse_interval, "5m", "How often each check task runs."),
     _spec(
-        "check_window", "CHECK_WINDOW", parse_nonempty, "10m", "How far back each check run looks."
+        "check_window", "CHECK_WINDOW", parse_interval, "10m", "How far back each check run looks."
     ),
     _spec(
         "cpu_threshold",
         "CPU_THRESHOLD",
-        parse_nonempty,
+        parse_threshold,
         "90",
         "CPU alert threshold, percent of the container's limit.",
     ),
     _spec(
         "memory_threshold",
         "MEMORY_THRESHOLD",
-        parse_nonempty,
+        parse_threshold,
         "90",
         "Memory alert threshold, percent of the container's limit.",
     ),
     _spec(
         "pending_grace",
         "PENDING_GRACE",
-        parse_nonempty,
+        parse_interval,
         "10m",
         "How long a container may be Pending or ContainerCreating before it is reported.",
     ),
@@ -237,6 +260,13 @@ NOTIFIER = (
         "0",
         "Also send a message when an alerted problem stops appearing.",
     ),
+    _spec(
+        "slack_timeout",
+        "SLACK_TIMEOUT",
+        parse_positive_int,
+        "10",
+        "Seconds per Slack request before it counts as failed (then retried a few times).",
+    ),
 )
 SPECS: tuple[SettingSpec, ...] = (
     *COMMON,
@@ -266,17 +296,18 @@ class Settings:
     phalanx_repo: str
     phalanx_ref: str
     bucket_retention: int
-    checks: str
+    checks: tuple[str, ...]
     check_every: str
     check_window: str
-    cpu_threshold: str
-    memory_threshold: str
+    cpu_threshold: float
+    memory_threshold: float
     pending_grace: str
     slack_webhook_url: str | None
     slack_routes_file: str | None
     alert_lookback: str
     alert_repeat_interval: str
     send_resolved: bool
+    slack_timeout: int
 
     def require_influxdb(self) -> tuple[str, str, str]:
         """URL, token and org, or :class:`ConfigError` naming the first one missing."""

@@ -60,6 +60,12 @@ def _error_message(response: httpx.Response) -> str:
     return response.reason_phrase
 
 
+def _is_permission_failure(status: int, message: str) -> bool:
+    """401/403, and the 500 some endpoints answer for a missing permission
+    (``failed to create task: unauthorized``), which retrying cannot fix."""
+    return status in (401, 403) or (status == 500 and message.endswith("unauthorized"))
+
+
 class InfluxHTTP:
     """Thread-safe JSON client for the InfluxDB v2 API that counts the requests it sends."""
 
@@ -123,6 +129,8 @@ class InfluxHTTP:
             if response.is_success:
                 return response
             message = _error_message(response)
+            if _is_permission_failure(response.status_code, message):
+                raise InfluxDBAuthError(method, shown, response.status_code, message)
             if response.status_code in RETRY_STATUSES and attempt < self.retry.attempts:
                 wait = self.retry.wait(
                     attempt, parse_retry_after(response.headers.get("Retry-After"))
@@ -137,8 +145,6 @@ class InfluxHTTP:
                 )
                 time.sleep(wait)
                 continue
-            if response.status_code in (401, 403):
-                raise InfluxDBAuthError(method, shown, response.status_code, message)
             raise InfluxDBError(method, shown, response.status_code, message)
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -10,9 +10,11 @@ from typing import Any
 
 from ..exceptions import ConfigError, InfluxDBError
 from ..models.buckets import BucketSpec, DbrpSpec, ObservedBucket, ObservedDbrp
+from ..models.tasks import ObservedTask, TaskSpec
 from .http import InfluxHTTP
 
 BUCKET_PAGE_SIZE = 100  # the largest the buckets API accepts
+TASK_PAGE_SIZE = 500  # the largest the tasks API accepts
 
 
 def shard_group_seconds(retention_seconds: int) -> int:
@@ -143,3 +145,41 @@ class InfluxDBStore:
 
     def delete_dbrp(self, dbrp_id: str) -> None:
         self.http.request("DELETE", f"/api/v2/dbrps/{dbrp_id}", params={"orgID": self.org_id})
+
+    # Tasks
+
+    def list_tasks(self) -> list[ObservedTask]:
+        """Every task of the org. Without ``orgID`` the server lists only the caller's tasks."""
+        params: dict[str, str | int] = {"orgID": self.org_id, "limit": TASK_PAGE_SIZE}
+        return [
+            ObservedTask(
+                id=item["id"],
+                name=item.get("name", ""),
+                flux=item.get("flux", ""),
+                every=item.get("every"),
+                offset=item.get("offset"),
+                status=item.get("status", "active"),
+                description=item.get("description"),
+                last_run_status=item.get("lastRunStatus"),
+                last_run_error=item.get("lastRunError"),
+                latest_completed=item.get("latestCompleted"),
+            )
+            for item in self.http.paginate("/api/v2/tasks", params, "tasks")
+        ]
+
+    def create_task(self, spec: TaskSpec) -> str:
+        body = {
+            "orgID": self.org_id,
+            "flux": spec.flux,
+            "description": spec.description,
+            "status": "active",
+        }
+        return str(self.http.request("POST", "/api/v2/tasks", json=body).json()["id"])
+
+    def update_task(self, task_id: str, spec: TaskSpec) -> None:
+        """PATCH keeps the task's ID and run history; the server re-reads options from flux."""
+        body = {"flux": spec.flux, "description": spec.description, "status": "active"}
+        self.http.request("PATCH", f"/api/v2/tasks/{task_id}", json=body)
+
+    def delete_task(self, task_id: str) -> None:
+        self.http.request("DELETE", f"/api/v2/tasks/{task_id}")

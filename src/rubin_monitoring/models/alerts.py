@@ -1,0 +1,295 @@
+"""Alerts: findings read from ``multiapp_``, records of sent alerts in ``alerted_``, Slack routes,
+the messages planned for each route, and the notifier's report.
+
+A :class:`Route` carries its webhook URL, which is a secret: it is excluded from ``repr`` and
+never rendered by anything here. Routes are shown by name only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from ..exceptions import (
+    EXIT_CHANGES_FAILED,
+    EXIT_INFLUXDB_UNAVAILABLE,
+    EXIT_OK,
+    RubinMonitoringError,
+)
+
+# Severities in the order alerts are listed; anything else sorts after them.
+SEVERITY_ORDER = ("critical", "error", "warning", "info")
+
+
+def severity_rank(severity: str) -> int:
+    try:
+        return SEVERITY_ORDER.index(severity.lower())
+    except ValueError:
+        return len(SEVERITY_ORDER)
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One ``alert`` row a check task wrote into ``multiapp_``."""
+
+    time: datetime
+    check: str
+    application: str
+    cluster: str
+    severity: str
+    dedup_key: str
+    message: str
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One problem to notify about: all findings sharing a ``dedup_key``, shown as the latest."""
+
+    dedup_key: str
+    check: str
+    application: str
+    cluster: str
+    severity: str
+    message: str
+    value: float | None
+    time: datetime
+    status: AlertStatus = AlertStatus.FIRING
+    rows: int = 1
+
+    @property
+    def sort_key(self) -> tuple[int, int, str, str, str, str]:
+        firing_first = 0 if self.status is AlertStatus.FIRING else 1
+        return (
+            firing_first,
+            severity_rank(self.severity),
+            self.cluster,
+            self.application,
+            self.check,
+            self.dedup_key,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "dedup_key": self.dedup_key,
+            "status": self.status.value,
+            "severity": self.severity,
+            "cluster": self.cluster,
+            "application": self.application,
+            "check": self.check,
+            "message": self.message,
+            "value": self.value,
+            "rows": self.rows,
+        }
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One point in ``alerted_``: an alert (or its resolution) that Slack answered ``ok`` to."""
+
+    time: datetime
+    dedup_key: str
+    status: AlertStatus
+    check: str
+    application: str
+    cluster: str
+    severity: str
+    route: str
+    message: str = ""
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a group of alerts goes. ``url`` is a secret: never in repr, logs or output."""
+
+    name: str
+    url: str = field(repr=False)
+    clusters: frozenset[str] = frozenset()
+    applications: frozenset[str] = frozenset()
+    severities: frozenset[str] = frozenset()
+
+    def matches(self, alert: Alert) -> bool:
+        """Every given criterion must match; a route without criteria matches everything."""
+        return (
+            (not self.clusters or alert.cluster in self.clusters)
+            and (not self.applications or alert.application in self.applications)
+            and (not self.severities or alert.severity.lower() in self.severities)
+        )
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """One Slack message for one route: part ``part`` of ``parts`` for that route in this run."""
+
+    route: Route
+    text: str
+    alerts: tuple[Alert, ...]
+    part: int = 1
+    parts: int = 1
+
+
+class Delivery(StrEnum):
+    PLANNED = "planned"
+    SENT = "sent"
+    FAILED = "failed"
+    UNRECORDED = "sent, not recorded"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class MessageResult:
+    message: SlackMessage
+    status: Delivery = Delivery.PLANNED
+    error: str | None = None
+    attempts: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.status not in (Delivery.PLANNED, Delivery.SENT)
+
+    def to_json(self, *, with_text: bool) -> dict[str, object]:
+        data: dict[str, object] = {
+            "route": self.message.route.name,
+            "part": self.message.part,
+            "parts": self.message.parts,
+            "alerts": [alert.dedup_key for alert in self.message.alerts],
+            "status": self.status.value,
+            "attempts": self.attempts,
+            "error": self.error,
+        }
+        if with_text:
+            data["text"] = self.message.text
+        return data
+
+
+@dataclass
+class NotifierReport:
+    dry_run: bool
+    findings: int
+    alerts: int
+    suppressed: list[Alert]
+    results: list[MessageResult]
+    unrouted: list[Alert] = field(default_factory=list)
+    errors: list[RubinMonitoringError] = field(default_factory=list)
+    job: str = "notifier"
+
+    @property
+    def exit_code(self) -> int:
+        """3 when InfluxDB refused the token or went away, 1 when an alert was not delivered."""
+        if any(error.exit_code == EXIT_INFLUXDB_UNAVAILABLE for error in self.errors):
+            return EXIT_INFLUXDB_UNAVAILABLE
+        if self.unrouted or any(result.failed for result in self.results):
+            return EXIT_CHANGES_FAILED
+        return EXIT_OK
+
+    def _alerts(self, *statuses: Delivery) -> list[Alert]:
+        return [
+            alert
+            for result in self.results
+            if result.status in statuses
+            for alert in result.message.alerts
+        ]
+
+    def summary(self) -> dict[str, int]:
+        sent = self._alerts(Delivery.SENT)
+        planned = self._alerts(Delivery.PLANNED)
+        not_delivered = self._alerts(Delivery.FAILED, Delivery.SKIPPED)
+        kinds = Counter(alert.status for alert in sent + planned)
+        return {
+            "findings": self.findings,
+            "alerts": self.alerts,
+            "suppressed": len(self.suppressed),
+            "planned": len(planned),
+            "sent": len(sent),
+            "resolved": kinds.get(AlertStatus.RESOLVED, 0),
+            "failed": len(not_delivered) + len(self.unrouted),
+            "unrecorded": len(self._alerts(Delivery.UNRECORDED)),
+            "messages": sum(result.status is not Delivery.SKIPPED for result in self.results),
+        }
+
+    def failures(self) -> list[dict[str, object]]:
+        rows: list[dict[str, object]] = [
+            {"route": None, "dedup_key": alert.dedup_key, "error": "no route matches"}
+            for alert in self.unrouted
+        ]
+        for result in self.results:
+            if result.failed:
+                rows.extend(
+                    {
+                        "route": result.message.route.name,
+                        "dedup_key": alert.dedup_key,
+                        "status": result.status.value,
+                        "error": result.error,
+                    }
+                    for alert in result.message.alerts
+                )
+        return rows
+
+    def routes(self) -> dict[str, dict[str, object]]:
+        """Per route name: messages, the alerts sent (or planned), the alerts that failed."""
+        routes: dict[str, dict[str, object]] = {}
+        for name in dict.fromkeys(result.message.route.name for result in self.results):
+            results = [result for result in self.results if result.message.route.name == name]
+            routes[name] = {
+                "messages": len(results),
+                "alerts": [
+                    alert.to_json()
+                    for result in results
+                    if not result.failed
+                    for alert in result.message.alerts
+                ],
+                "failed": [
+                    alert.to_json()
+                    for result in results
+                    if result.failed
+                    for alert in result.message.alerts
+                ],
+            }
+        return routes
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "job": self.job,
+            "dry_run": self.dry_run,
+            "routes": self.routes(),
+            "messages": [result.to_json(with_text=self.dry_run) for result in self.results],
+            "suppressed": [alert.dedup_key for alert in self.suppressed],
+            "summary": self.summary(),
+            "failures": self.failures(),
+        }
+
+    def to_text(self) -> str:
+        lines = [f"{self.job} {'plan (dry run)' if self.dry_run else 'result'}:"]
+        for result in self.results:
+            message = result.message
+            count = len(message.alerts)
+            status = "" if self.dry_run else f" [{result.status.value}]"
+            error = f": {result.error}" if result.error else ""
+            lines.append(
+                f"  route {message.route.name}, message {message.part}/{message.parts}, "
+                f"{count} alert{'s' if count != 1 else ''}{status}{error}"
+            )
+            if self.dry_run:
+                lines.extend(f"    | {line}" for line in message.text.splitlines())
+            else:
+                lines.extend(
+                    f"    {alert.status.value} {alert.severity} {alert.cluster}/"
+                    f"{alert.application} {alert.check} ({alert.dedup_key})"
+                    for alert in message.alerts
+                )
+        for alert in self.unrouted:
+            lines.append(
+                f"  unrouted {alert.severity} {alert.cluster}/{alert.application} {alert.check} "
+                f"({alert.dedup_key}): no route matches and SLACK_WEBHOOK_URL is not set"
+            )
+        summary = ", ".join(f"{count} {name}" for name, count in self.summary().items())
+        lines.append(f"  summary: {summary}")
+        return "\n".join(lines)

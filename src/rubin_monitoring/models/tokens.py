@@ -1,0 +1,182 @@
+"""Least-privilege tokens: roles, permissions, desired and observed authorizations, the bot user.
+
+Token values never live in these models except :class:`CreatedToken`, whose ``repr`` hides the
+value so a stray log line or traceback cannot show it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from .buckets import OWNER_MARKER, is_owned
+
+DEFAULT_BOT_USER = "rubin-monitoring-bot"
+DEFAULT_SECRET_NAME = "rubin-monitoring-tokens"
+
+READ = "read"
+WRITE = "write"
+
+_ROLE_IN_DESCRIPTION = re.compile(r"(?:^|[\s(])token=([A-Za-z0-9_.-]+)")
+
+
+class Role(StrEnum):
+    """One token per role; the role names are also the keys of the Kubernetes Secret."""
+
+    TELEGRAF = "telegraf"
+    BUCKETMAKER = "bucketmaker"
+    TASKMAKER = "taskmaker"
+    NOTIFIER = "notifier"
+
+
+ROLE_PURPOSES: dict[Role, str] = {
+    Role.TELEGRAF: "Telegraf: write to application buckets",
+    Role.BUCKETMAKER: "bucketmaker and bucketmapper: buckets and DBRP mappings",
+    Role.TASKMAKER: "taskmaker: Flux tasks, owned by the bot user",
+    Role.NOTIFIER: "notifier: read multiapp_ and alerted_, write alerted_",
+}
+
+
+@dataclass(frozen=True, order=True)
+class Permission:
+    """One permission; ``resource_id`` None means every resource of the type in the org.
+
+    ``label`` (a bucket or org name) is for people only and never compared.
+    """
+
+    action: str
+    resource_type: str
+    org_id: str
+    resource_id: str | None = None
+    label: str | None = field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, object]:
+        resource: dict[str, str] = {"type": self.resource_type, "orgID": self.org_id}
+        if self.resource_id is not None:
+            resource["id"] = self.resource_id
+        return {"action": self.action, "resource": resource}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Permission:
+        resource = data.get("resource") or {}
+        return cls(
+            action=str(data.get("action")),
+            resource_type=str(resource.get("type")),
+            org_id=str(resource.get("orgID") or ""),
+            resource_id=str(resource["id"]) if resource.get("id") else None,
+            label=str(resource["name"]) if resource.get("name") else None,
+        )
+
+    def __str__(self) -> str:
+        text = f"{self.action}:{self.resource_type}"
+        if self.resource_id is not None:
+            text += f"/{self.label or self.resource_id}"
+        return text
+
+
+def describe_permissions(permissions: Iterable[Permission]) -> str:
+    """Compact text, e.g. ``read:orgs/o, write:buckets/{a,b}``, grouped by action and type."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    org_wide: set[tuple[str, str]] = set()
+    for permission in sorted(permissions):
+        key = (permission.action, permission.resource_type)
+        if permission.resource_id is None:
+            org_wide.add(key)
+            groups.setdefault(key, [])
+        else:
+            groups.setdefault(key, []).append(permission.label or permission.resource_id)
+    parts = []
+    for (action, kind), names in groups.items():
+        if (action, kind) in org_wide:
+            parts.append(f"{action}:{kind}")
+        if names:
+            inner = names[0] if len(names) == 1 else "{" + ",".join(names) + "}"
+            parts.append(f"{action}:{kind}/{inner}")
+    return ", ".join(parts)
+
+
+def token_description(role: Role | str) -> str:
+    """The description that marks an authorization as the toolkit's token for ``role``."""
+    value = role.value if isinstance(role, Role) else role
+    return f"rubin-monitoring {value} token ({OWNER_MARKER} token={value})"
+
+
+def token_role(description: str | None) -> str | None:
+    """The role named in an owned token's description, or None for tokens the toolkit did not
+    make."""
+    if not is_owned(description):
+        return None
+    assert description is not None
+    match = _ROLE_IN_DESCRIPTION.search(description)
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class TokenSpec:
+    """A desired token. ``bot_owned`` tokens belong to the bot user (taskmaker: the tasks it
+    creates are then owned, and run, by the bot); the others belong to the operator's user."""
+
+    role: Role
+    permissions: frozenset[Permission]
+    bot_owned: bool = False
+
+    @property
+    def description(self) -> str:
+        return token_description(self.role)
+
+
+@dataclass(frozen=True)
+class ObservedAuthorization:
+    """An authorization as listed, without its token value."""
+
+    id: str
+    description: str | None
+    user_id: str
+    user_name: str | None
+    active: bool
+    permissions: frozenset[Permission]
+    created_at: str = ""
+
+    @property
+    def role(self) -> str | None:
+        return token_role(self.description)
+
+
+@dataclass(frozen=True)
+class CreatedToken:
+    id: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ObservedUser:
+    id: str
+    name: str
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class BotObservation:
+    """The bot user (None when missing), its role in the org, and its other orgs' names.
+
+    InfluxDB keeps one mapping per user and org, so a member is not also an owner.
+    """
+
+    user: ObservedUser | None
+    org_owner: bool = False
+    other_orgs: tuple[str, ...] = ()
+    org_member: bool = False
+
+
+@dataclass(frozen=True)
+class StaleToken:
+    """A token of the toolkit's that no longer matches what its role needs."""
+
+    role: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"role": self.role, "reason": self.reason}

@@ -1,0 +1,429 @@
+"""notifier: findings in ``multiapp_`` not yet in ``alerted_`` go to Slack, then get recorded.
+
+Observe, plan, apply, report, as every job:
+
+1. Observe: the ``alert`` rows of the last look-back window, and the records of alerts sent
+   within the repeat interval.
+2. Plan (pure): one alert per ``dedup_key`` (the latest row); drop those whose last record is
+   ``firing`` (already sent within the interval); optionally add ``resolved`` notices for
+   recorded keys that stopped appearing; route each alert; pack each route's alerts into as
+   few Slack messages as the size limit allows.
+3. Apply: one worker per webhook, messages in order, paced and retried by the Slack adapter;
+   after each ``ok`` the message's alerts are recorded in ``alerted_`` before the next message.
+   A failed message is not recorded, so the next run sends it again; a crash between ``ok`` and
+   the record can repeat one message once, never lose it.
+4. Report: what was sent (or would be, with ``--dry-run``) per route name; URLs never shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..config import ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, NOTIFIER, Settings
+from ..durations import parse_duration
+from ..exceptions import ConfigError, RubinMonitoringError
+from ..models.alerts import (
+    Alert,
+    AlertRecord,
+    AlertStatus,
+    Delivery,
+    Finding,
+    MessageResult,
+    NotifierReport,
+    Route,
+    SlackMessage,
+    severity_rank,
+)
+from ..storage.slack import Sent, SlackDeliveryError
+from .routes import route_for
+
+log = logging.getLogger(__name__)
+
+# Slack truncates a message's text beyond 40,000 characters; keep a margin under it.
+SLACK_TEXT_LIMIT = 40_000
+MAX_MESSAGE_CHARS = 39_000
+HEADER_RESERVE = 200  # room kept in every message for its header line
+MAX_ALERT_TEXT = 600  # an alert's message is cut to this many characters
+MAX_WORKERS = 16  # webhooks served in parallel
+
+SEVERITY_EMOJI = {
+    "critical": ":red_circle:",
+    "error": ":red_circle:",
+    "warning": ":large_orange_circle:",
+    "info": ":large_blue_circle:",
+}
+
+
+class AlertStoreLike(Protocol):
+    def findings(self, lookback_seconds: int) -> list[Finding]: ...
+
+    def records(self, since_seconds: int) -> list[AlertRecord]: ...
+
+    def record(self, alerts: Iterable[Alert], route: str, when: datetime | None = None) -> None: ...
+
+
+class SenderLike(Protocol):
+    def post(self, url: str, payload: Mapping[str, Any], *, route: str) -> Sent: ...
+
+
+@dataclass(frozen=True)
+class NotifierOptions:
+    lookback_seconds: int = 600
+    repeat_seconds: int = 3600
+    send_resolved: bool = False
+    dry_run: bool = False
+    max_chars: int = MAX_MESSAGE_CHARS
+
+
+def _positive_duration(settings: Settings, field: str) -> int:
+    spec = next(spec for spec in NOTIFIER if spec.field == field)
+    text = getattr(settings, field)
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise ConfigError(f"invalid {spec.label}: {error}") from None
+    if seconds <= 0:
+        raise ConfigError(f"invalid {spec.label}: {text!r} must be a finite duration above 0")
+    return seconds
+
+
+def notifier_options(settings: Settings) -> NotifierOptions:
+    repeat_seconds = _positive_duration(settings, "alert_repeat_interval")
+    if repeat_seconds > INTERNAL_BUCKET_RETENTION_SECONDS:
+        log.warning(
+            "ALERT_REPEAT_INTERVAL %s is longer than the retention of %s (%ds): records may "
+            "expire first, and alerts then repeat sooner",
+            settings.alert_repeat_interval,
+            ALERTED_BUCKET,
+            INTERNAL_BUCKET_RETENTION_SECONDS,
+        )
+    return NotifierOptions(
+        lookback_seconds=_positive_duration(settings, "alert_lookback"),
+        repeat_seconds=repeat_seconds,
+        send_resolved=settings.send_resolved,
+        dry_run=settings.dry_run,
+    )
+
+
+# Plan
+
+
+def collapse(findings: Iterable[Finding]) -> list[Alert]:
+    """One alert per ``dedup_key``, as its latest row; rows without a key get one from their
+    check, application and cluster, so they are still deduplicated rather than dropped."""
+    latest: dict[str, Finding] = {}
+    rows: Counter[str] = Counter()
+    keyless = 0
+    for finding in findings:
+        key = finding.dedup_key
+        if not key:
+            keyless += 1
+            key = f"{finding.check}/{finding.application}/{finding.cluster}"
+        rows[key] += 1
+        if key not in latest or finding.time >= latest[key].time:
+            latest[key] = finding
+    if keyless:
+        log.warning("%d alert rows had no dedup_key; keyed by check/application/cluster", keyless)
+    alerts = [
+        Alert(
+            dedup_key=key,
+            check=finding.check,
+            application=finding.application,
+            cluster=finding.cluster,
+            severity=finding.severity or "unknown",
+            message=finding.message,
+            value=finding.value,
+            time=finding.time,
+            rows=rows[key],
+        )
+        for key, finding in latest.items()
+    ]
+    return sorted(alerts, key=lambda alert: alert.sort_key)
+
+
+def last_records(records: Iterable[AlertRecord]) -> dict[str, AlertRecord]:
+    last: dict[str, AlertRecord] = {}
+    for record in records:
+        if record.dedup_key not in last or record.time >= last[record.dedup_key].time:
+            last[record.dedup_key] = record
+    return last
+
+
+@dataclass(frozen=True)
+class AlertPlan:
+    send: list[Alert]
+    suppressed: list[Alert]
+
+
+def plan_alerts(
+    alerts: Sequence[Alert], records: Iterable[AlertRecord], *, send_resolved: bool
+) -> AlertPlan:
+    """Alerts to send: those whose key was not notified as firing within the repeat interval
+    (``records`` covers exactly that interval), plus, with ``send_resolved``, a resolved notice
+    for each key whose last record is firing and which no longer appears in ``alerts``."""
+    last = last_records(records)
+    send: list[Alert] = []
+    suppressed: list[Alert] = []
+    for alert in alerts:
+        record = last.get(alert.dedup_key)
+        if record is not None and record.status is AlertStatus.FIRING:
+            suppressed.append(alert)
+        else:
+            send.append(alert)
+    if send_resolved:
+        current = {alert.dedup_key for alert in alerts}
+        send.extend(
+            Alert(
+                dedup_key=record.dedup_key,
+                check=record.check,
+                application=record.application,
+                cluster=record.cluster,
+                severity=record.severity,
+                message=record.message,
+                value=record.value,
+                time=record.time,
+                status=AlertStatus.RESOLVED,
+            )
+            for key, record in last.items()
+            if record.status is AlertStatus.FIRING and key not in current
+        )
+    return AlertPlan(sorted(send, key=lambda alert: alert.sort_key), suppressed)
+
+
+def slack_length(text: str) -> int:
+    """Length as Slack counts it (UTF-16 code units), never less than ``len``."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _escape(text: str) -> str:
+    """Slack mrkdwn control characters (``&``, ``<``, ``>``) as entities."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def format_alert(alert: Alert) -> str:
+    """One line per alert: severity first, then where and what."""
+    where = f"`{_escape(alert.cluster or '?')}` {_escape(alert.application or '?')}"
+    what = _escape(_clip(alert.message, MAX_ALERT_TEXT)) or "(no message)"
+    severity, check = _escape(alert.severity), _escape(alert.check)
+    if alert.status is AlertStatus.RESOLVED:
+        return f":white_check_mark: *RESOLVED* ({severity}) {where} {check}: {what}"
+    emoji = SEVERITY_EMOJI.get(alert.severity.lower(), ":white_circle:")
+    value = "" if alert.value is None else f" (value {alert.value:g})"
+    return f"{emoji} *{_escape(alert.severity.upper())}* {where} {check}: {what}{value}"
+
+
+def format_header(alerts: Sequence[Alert], part: int, parts: int) -> str:
+    firing = [alert for alert in alerts if alert.status is AlertStatus.FIRING]
+    resolved = len(alerts) - len(firing)
+    counts = Counter(alert.severity.lower() for alert in firing)
+    severities = sorted(counts, key=lambda severity: (severity_rank(severity), severity))
+    pieces = []
+    if firing:
+        detail = ", ".join(f"{counts[severity]} {severity}" for severity in severities)
+        pieces.append(f"{len(firing)} firing ({_escape(detail)})")
+    if resolved:
+        pieces.append(f"{resolved} resolved")
+    part_of = f" (part {part} of {parts})" if parts > 1 else ""
+    summary = _clip(", ".join(pieces), HEADER_RESERVE - 60)  # odd severities cannot overflow
+    return f"*rubin-monitoring alerts*: {summary}{part_of}"
+
+
+def split_messages(
+    route: Route, alerts: Sequence[Alert], max_chars: int = MAX_MESSAGE_CHARS
+) -> list[SlackMessage]:
+    """Pack ``alerts`` (in order) into the fewest messages whose text fits ``max_chars``.
+
+    Lines are packed greedily, which is optimal for an ordered list: a new message starts only
+    when the next line would not fit (``HEADER_RESERVE`` is kept for the header).
+    """
+    budget = max_chars - HEADER_RESERVE
+    groups: list[list[tuple[Alert, str]]] = []
+    used = budget + 1
+    for alert in alerts:
+        line = format_alert(alert)
+        size = slack_length(line) + 1
+        if size > budget:
+            raise ValueError(f"max_chars {max_chars} leaves no room for one alert line")
+        if used + size > budget:
+            groups.append([])
+            used = 0
+        groups[-1].append((alert, line))
+        used += size
+    messages = []
+    for part, group in enumerate(groups, start=1):
+        members = tuple(alert for alert, _ in group)
+        header = format_header(members, part, len(groups))
+        text = "\n".join([header, *(line for _, line in group)])
+        messages.append(SlackMessage(route, text, members, part, len(groups)))
+    return messages
+
+
+def plan_messages(
+    alerts: Sequence[Alert], routes: Sequence[Route], max_chars: int = MAX_MESSAGE_CHARS
+) -> tuple[list[SlackMessage], list[Alert]]:
+    """Messages per route, in route order; and the alerts no route takes."""
+    by_route: dict[Route, list[Alert]] = defaultdict(list)
+    unrouted: list[Alert] = []
+    for alert in alerts:
+        route = route_for(alert, routes)
+        if route is None:
+            unrouted.append(alert)
+        else:
+            by_route[route].append(alert)
+    messages = [
+        message
+        for route in routes
+        if route in by_route
+        for message in split_messages(route, by_route[route], max_chars)
+    ]
+    return messages, unrouted
+
+
+def payload(message: SlackMessage) -> dict[str, object]:
+    return {"text": message.text, "unfurl_links": False, "unfurl_media": False}
+
+
+# Apply
+
+
+class _Delivery:
+    """Sends messages, one worker per webhook, recording each message after Slack's ok."""
+
+    def __init__(self, store: AlertStoreLike, sender: SenderLike) -> None:
+        self.store = store
+        self.sender = sender
+        self.errors: list[RubinMonitoringError] = []
+        self._stop = threading.Event()  # InfluxDB cannot record: send nothing more
+        self._lock = threading.Lock()
+
+    def _fail(self, error: RubinMonitoringError) -> None:
+        with self._lock:
+            self.errors.append(error)
+
+    def run(self, results: Sequence[MessageResult]) -> None:
+        by_webhook: dict[str, list[MessageResult]] = defaultdict(list)
+        for result in results:
+            by_webhook[result.message.route.url].append(result)
+        if not by_webhook:
+            return
+        workers = min(MAX_WORKERS, len(by_webhook))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack") as pool:
+            for future in [pool.submit(self._serve, queue) for queue in by_webhook.values()]:
+                future.result()
+
+    def _serve(self, queue: Sequence[MessageResult]) -> None:
+        broken: str | None = None
+        for result in queue:
+            message = result.message
+            name = message.route.name
+            if self._stop.is_set():
+                result.status, result.error = Delivery.SKIPPED, "not sent: InfluxDB cannot record"
+                continue
+            if broken is not None:
+                result.status, result.error = Delivery.SKIPPED, f"not sent: {broken}"
+                continue
+            try:
+                sent = self.sender.post(message.route.url, payload(message), route=name)
+            except SlackDeliveryError as error:
+                result.status, result.error, result.attempts = (
+                    Delivery.FAILED,
+                    error.reason,
+                    error.attempts,
+                )
+                self._fail(error)
+                log.error(
+                    "route %s: message %d/%d (%d alerts) not delivered, left for the next run: %s",
+                    name,
+                    message.part,
+                    message.parts,
+                    len(message.alerts),
+                    error.reason,
+                )
+                if error.route_broken:
+                    broken = f"an earlier message to this webhook failed ({error.reason})"
+                continue
+            result.attempts = sent.attempts
+            try:
+                self.store.record(message.alerts, name)
+            except RubinMonitoringError as error:
+                result.status, result.error = Delivery.UNRECORDED, str(error)
+                self._fail(error)
+                self._stop.set()
+                log.error(
+                    "route %s: message %d/%d delivered but not recorded in alerted_ "
+                    "(the next run will repeat it); stopping: %s",
+                    name,
+                    message.part,
+                    message.parts,
+                    error,
+                )
+                continue
+            result.status = Delivery.SENT
+            log.info(
+                "route %s: sent message %d/%d with %d alerts (%d attempt%s, %.1fs)",
+                name,
+                message.part,
+                message.parts,
+                len(message.alerts),
+                sent.attempts,
+                "" if sent.attempts == 1 else "s",
+                sent.seconds,
+            )
+
+
+def run_notifier(
+    store: AlertStoreLike,
+    sender: SenderLike,
+    routes: Sequence[Route],
+    options: NotifierOptions,
+) -> NotifierReport:
+    findings = store.findings(options.lookback_seconds)
+    alerts = collapse(findings)
+    records = store.records(options.repeat_seconds)
+    plan = plan_alerts(alerts, records, send_resolved=options.send_resolved)
+    messages, unrouted = plan_messages(plan.send, routes, options.max_chars)
+    log.info(
+        "%d findings, %d alerts: %d to send in %d message(s), %d already sent within the "
+        "repeat interval, %d without a route",
+        len(findings),
+        len(alerts),
+        len(plan.send) - len(unrouted),
+        len(messages),
+        len(plan.suppressed),
+        len(unrouted),
+    )
+    for alert in unrouted:
+        log.error(
+            "alert %s (%s/%s %s): no route matches and SLACK_WEBHOOK_URL is not set",
+            alert.dedup_key,
+            alert.cluster,
+            alert.application,
+            alert.check,
+        )
+    results = [MessageResult(message) for message in messages]
+    errors: list[RubinMonitoringError] = []
+    if not options.dry_run:
+        delivery = _Delivery(store, sender)
+        delivery.run(results)
+        errors = delivery.errors
+    return NotifierReport(
+        dry_run=options.dry_run,
+        findings=len(findings),
+        alerts=len(alerts),
+        suppressed=plan.suppressed,
+        results=results,
+        unrouted=unrouted,
+        errors=errors,
+    )

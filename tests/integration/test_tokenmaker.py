@@ -1,0 +1,457 @@
+"""tokenmaker against a real InfluxDB v2: every token does its job and nothing else.
+
+Status codes InfluxDB 2.7.12 uses for a permission it does not grant: 403 on /api/v2/write;
+401 ("... is unauthorized") on most management APIs; 500 ("failed to create task:
+unauthorized") on task creation; 404 ("could not find bucket") for a query of a bucket the token
+cannot see; and list calls silently leave out what the token cannot read.
+"""
+
+from __future__ import annotations
+
+import stat
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from support.cli import Run, run_cli
+from support.influxd import InfluxServer
+from support.phalanx import PhalanxRepo
+
+from rubin_monitoring.models.inventory import Environment, Inventory
+from rubin_monitoring.services.buckets import run_bucketmaker
+from rubin_monitoring.storage.authorizations import AuthorizationStore
+from rubin_monitoring.storage.http import InfluxHTTP
+from rubin_monitoring.storage.influxdb import InfluxDBStore
+
+pytestmark = pytest.mark.integration
+
+ROLES = ["telegraf", "bucketmaker", "taskmaker", "notifier"]
+APPS = ("alpha", "beta")
+COPY_TASK = """option task = {{name: "{name}", every: 1h}}
+
+from(bucket: "alpha")
+  |> range(start: -1h)
+  |> filter(fn: (r) => r._measurement == "probe")
+  |> set(key: "_measurement", value: "{name}")
+  |> to(bucket: "multiapp_")
+"""
+
+
+@dataclass(frozen=True)
+class Org:
+    url: str
+    token: str
+    name: str
+    id: str
+
+    @property
+    def bot(self) -> str:
+        return f"bot-{self.name}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            "INFLUXDB_URL": self.url,
+            "INFLUXDB_TOKEN": self.token,
+            "INFLUXDB_ORG": self.name,
+            **extra,
+        }
+
+
+def new_org(server: InfluxServer) -> Org:
+    name = f"tok-{uuid.uuid4().hex[:10]}"
+    with server.client() as client:
+        response = client.post("/api/v2/orgs", json={"name": name})
+        response.raise_for_status()
+        return Org(server.url, server.token, name, response.json()["id"])
+
+
+def client(org: Org, token: str | None = None) -> httpx.Client:
+    return httpx.Client(
+        base_url=org.url, headers={"Authorization": f"Token {token or org.token}"}, timeout=30
+    )
+
+
+def make_buckets(org: Org, apps: tuple[str, ...] = APPS) -> None:
+    inventory = Inventory((Environment("test", None, "values-test.yaml", apps),))
+    with InfluxHTTP(org.url, org.token) as http:
+        report = run_bucketmaker(
+            InfluxDBStore(http, org.name),
+            inventory,
+            retention_seconds=0,
+            force=False,
+            prune=False,
+            dry_run=False,
+            concurrency=4,
+        )
+    assert report.exit_code == 0
+
+
+def tokenmaker(org: Org, *args: str, known: tuple[str, ...] = ()) -> Run:
+    """Run tokenmaker (JSON output, debug logs) and check no token reaches the logs."""
+    run = run_cli(
+        ["tokenmaker", "--output", "json", "--debug", "--bot-user", org.bot, *args], org.env()
+    )
+    values = list(known)
+    if run.stdout.startswith("{"):
+        values += list(run.json()["tokens"].values())
+    for value in values:
+        assert value not in run.stderr, "a token reached the logs"
+    return run
+
+
+def tokens_of(run: Run) -> dict[str, str]:
+    assert run.exit_code == 0, run.stderr
+    tokens: dict[str, str] = run.json()["tokens"]
+    return tokens
+
+
+def write(org: Org, token: str, bucket: str, line: str, org_name: str | None = None) -> int:
+    with client(org, token) as api:
+        response = api.post(
+            "/api/v2/write",
+            params={"org": org_name or org.name, "bucket": bucket},
+            content=line,
+        )
+    return response.status_code
+
+
+def query(org: Org, token: str, flux: str) -> httpx.Response:
+    with client(org, token) as api:
+        return api.post("/api/v2/query", params={"org": org.name}, json={"query": flux})
+
+
+def authorizations(org: Org) -> list[dict[str, Any]]:
+    with client(org) as api:
+        body = api.get("/api/v2/authorizations", params={"orgID": org.id}).json()
+    return list(body["authorizations"])
+
+
+def bot_id(org: Org) -> str:
+    with client(org) as api:
+        return str(api.get("/api/v2/users", params={"name": org.bot}).json()["users"][0]["id"])
+
+
+def run_task(org: Org, token: str, flux: str) -> tuple[dict[str, Any], str, list[str]]:
+    """Create a task with ``token``, force one run, wait for it; (task, status, log lines)."""
+    with client(org, token) as api:
+        created = api.post("/api/v2/tasks", json={"orgID": org.id, "flux": flux})
+        assert created.status_code == 201, created.text
+        task = created.json()
+        run = api.post(f"/api/v2/tasks/{task['id']}/runs", json={})
+        assert run.status_code == 201, run.text
+        path = f"/api/v2/tasks/{task['id']}/runs/{run.json()['id']}"
+        deadline = time.monotonic() + 20
+        status = ""
+        while time.monotonic() < deadline:
+            status = api.get(path).json().get("status", "")
+            if status in ("success", "failed", "canceled"):
+                break
+            time.sleep(0.1)
+        logs = [event["message"] for event in api.get(f"{path}/logs").json()["events"]]
+    return task, status, logs
+
+
+# One org set up once for the "each token does its job" tests.
+
+
+@pytest.fixture(scope="module")
+def fleet(influxdb: InfluxServer) -> Iterator[tuple[Org, dict[str, str]]]:
+    org = new_org(influxdb)
+    make_buckets(org)
+    yield org, tokens_of(tokenmaker(org))
+
+
+def test_tokens_are_org_scoped_and_least_privilege(fleet: tuple[Org, dict[str, str]]) -> None:
+    org, tokens = fleet
+    assert set(tokens) == set(ROLES)
+    ours = {a["description"].rsplit("token=", 1)[1].rstrip(")"): a for a in authorizations(org)}
+    assert set(ours) == set(ROLES)
+    for auth in ours.values():
+        assert "managed-by=rubin-monitoring" in auth["description"]
+        for permission in auth["permissions"]:
+            assert permission["resource"]["orgID"] == org.id
+    telegraf = ours["telegraf"]["permissions"]
+    assert {(p["action"], p["resource"]["name"]) for p in telegraf} == {
+        ("write", "alpha"),
+        ("write", "beta"),
+    }
+    assert ours["taskmaker"]["userID"] == bot_id(org)
+    assert ours["telegraf"]["userID"] != bot_id(org)
+    with client(org) as api:
+        owners = api.get(f"/api/v2/orgs/{org.id}/owners").json()["users"]
+        assert org.bot in {user["name"] for user in owners}
+        orgs = api.get("/api/v2/orgs", params={"userID": bot_id(org)}).json()["orgs"]
+        assert [o["name"] for o in orgs] == [org.name]
+
+
+def test_telegraf_writes_app_buckets_only(
+    fleet: tuple[Org, dict[str, str]], influxdb: InfluxServer
+) -> None:
+    org, tokens = fleet
+    token = tokens["telegraf"]
+    assert write(org, token, "alpha", "probe,host=a value=1") == 204
+    assert write(org, token, "beta", "probe,host=b value=1") == 204
+    assert write(org, token, "multiapp_", "probe value=1") == 403
+    assert write(org, token, "alerted_", "probe value=1") == 403
+    other = new_org(influxdb)
+    make_buckets(other)
+    assert write(org, token, "alpha", "probe value=1", org_name=other.name) == 403
+    assert query(org, token, 'from(bucket: "alpha") |> range(start: -1h)').status_code == 404
+
+
+def test_taskmaker_task_runs_as_the_bot_and_writes_multiapp(
+    fleet: tuple[Org, dict[str, str]],
+) -> None:
+    org, tokens = fleet
+    token = tokens["taskmaker"]
+    # A forced run's now() is its scheduledFor, in whole seconds: write a minute earlier.
+    minute_ago = time.time_ns() - 60 * 10**9
+    assert write(org, tokens["telegraf"], "alpha", f"probe,host=t value=42 {minute_ago}") == 204
+    task, status, logs = run_task(org, token, COPY_TASK.format(name="copied"))
+    assert status == "success", logs
+    assert task["ownerID"] == bot_id(org)
+    rows = query(org, org.token, 'from(bucket: "multiapp_") |> range(start: -1h)').text
+    assert "copied" in rows and "42" in rows
+
+    with client(org, token) as api:
+        listed = api.get("/api/v2/tasks", params={"orgID": org.id}).json()["tasks"]
+        assert task["id"] in {t["id"] for t in listed}
+        patched = api.patch(
+            f"/api/v2/tasks/{task['id']}",
+            json={"flux": COPY_TASK.format(name="copied").replace("1h}", "2h}")},
+        )
+        assert patched.status_code == 200, patched.text
+        assert api.get(f"/api/v2/tasks/{task['id']}/runs").status_code == 200
+        assert api.get("/api/v2/buckets", params={"org": org.name}).status_code == 200
+        # Outside its scope:
+        alpha = next(
+            b["id"]
+            for b in api.get("/api/v2/buckets", params={"org": org.name}).json()["buckets"]
+            if b["name"] == "alpha"
+        )
+        assert api.delete(f"/api/v2/buckets/{alpha}").status_code == 401
+        denied = api.post(
+            "/api/v2/buckets", json={"orgID": org.id, "name": "sneaky", "retentionRules": []}
+        )
+        assert denied.status_code == 401
+        grant = api.post(
+            "/api/v2/authorizations",
+            json={
+                "orgID": org.id,
+                "permissions": [
+                    {"action": "write", "resource": {"type": "buckets", "orgID": org.id}}
+                ],
+            },
+        )
+        assert grant.status_code == 401
+        assert api.delete(f"/api/v2/tasks/{task['id']}").status_code == 204
+    assert write(org, token, "multiapp_", "direct value=1") == 403
+
+
+def test_notifier_reads_findings_and_records_alerts_only(
+    fleet: tuple[Org, dict[str, str]],
+) -> None:
+    org, tokens = fleet
+    token = tokens["notifier"]
+    with client(org) as api:
+        api.post(
+            "/api/v2/write",
+            params={"org": org.name, "bucket": "multiapp_"},
+            content='alert,check=restarts message="x"',
+        ).raise_for_status()
+    findings = query(org, token, 'from(bucket: "multiapp_") |> range(start: -1h)')
+    assert findings.status_code == 200 and "restarts" in findings.text
+    assert write(org, token, "alerted_", 'alert,dedup_key=k message="sent"') == 204
+    recorded = query(org, token, 'from(bucket: "alerted_") |> range(start: -1h)')
+    assert recorded.status_code == 200 and "sent" in recorded.text
+    # Outside its scope:
+    assert write(org, token, "multiapp_", "alert value=1") == 403
+    assert write(org, token, "alpha", "probe value=1") == 403
+    assert query(org, token, 'from(bucket: "alpha") |> range(start: -1h)').status_code == 404
+    with client(org, token) as api:
+        denied = api.post(
+            "/api/v2/buckets", json={"orgID": org.id, "name": "sneaky", "retentionRules": []}
+        )
+        assert denied.status_code == 401
+
+
+def test_bucketmaker_token_runs_bucketmaker_and_bucketmapper(
+    fleet: tuple[Org, dict[str, str]], phalanx: PhalanxRepo
+) -> None:
+    org, tokens = fleet
+    token = tokens["bucketmaker"]
+    phalanx.set_apps({"alpha": True, "beta": True, "gamma": True}, {"test": {}})
+    env = {**org.env(PHALANX_REPO=phalanx.url, BUCKET_RETENTION="inf"), "INFLUXDB_TOKEN": token}
+    made = run_cli(["bucketmaker", "--output", "json"], env)
+    assert made.exit_code == 0, made.stderr
+    assert [(c["action"], c["name"]) for c in made.changes] == [("create", "gamma")]
+    mapped = run_cli(["bucketmapper", "--output", "json"], env)
+    assert mapped.exit_code == 0, mapped.stderr
+    assert {c["name"].split("/")[0] for c in mapped.changes if c["action"] == "create"} == {
+        "alpha",
+        "beta",
+        "gamma",
+        "multiapp_",
+        "alerted_",
+    }
+    # Outside its scope:
+    with client(org, token) as api:
+        denied = api.post(
+            "/api/v2/tasks",
+            json={"orgID": org.id, "flux": COPY_TASK.format(name="nope")},
+        )
+        assert denied.status_code == 500 and "unauthorized" in denied.text
+        assert api.get("/api/v2/tasks", params={"orgID": org.id}).json()["tasks"] == []
+        assert api.get("/api/v2/authorizations").json()["authorizations"] == []
+    assert query(org, token, 'from(bucket: "alpha") |> range(start: -1h)').status_code == 200
+
+
+# Idempotence, rotation, output
+
+
+def test_rerun_creates_nothing_new_app_is_stale_and_rotate_replaces(influxdb: InfluxServer) -> None:
+    org = new_org(influxdb)
+    make_buckets(org)
+    first = tokens_of(tokenmaker(org))
+    before = {a["id"] for a in authorizations(org)}
+
+    again = tokenmaker(org, known=tuple(first.values()))
+    assert again.exit_code == 0, again.stderr
+    assert again.changes == [] and again.json()["tokens"] == {}
+    assert again.json()["existing"] == ROLES
+    for value in first.values():
+        assert value not in again.stdout
+    text = run_cli(["tokenmaker", "--bot-user", org.bot], org.env())
+    assert text.exit_code == 0 and text.stdout.count("exists   token") == 4
+    assert {a["id"] for a in authorizations(org)} == before
+
+    make_buckets(org, (*APPS, "gamma"))
+    stale = tokenmaker(org, known=tuple(first.values()))
+    assert stale.exit_code == 0
+    assert stale.json()["stale"] == [{"role": "telegraf", "reason": "lacks write:buckets/gamma"}]
+    assert write(org, first["telegraf"], "gamma", "probe value=1") == 403
+
+    rotated_run = tokenmaker(org, "--rotate", known=tuple(first.values()))
+    rotated = tokens_of(rotated_run)
+    assert [(c["action"], c["name"]) for c in rotated_run.changes] == [
+        ("recreate", role) for role in ROLES
+    ]
+    assert set(rotated) == set(ROLES)
+    assert not set(rotated.values()) & set(first.values())
+    assert write(org, rotated["telegraf"], "gamma", "probe value=1") == 204
+    for role, old in first.items():
+        with client(org, old) as api:
+            assert api.get("/api/v2/buckets", params={"org": org.name}).status_code == 401, role
+    assert len(authorizations(org)) == 4
+    assert tokenmaker(org).json()["stale"] == []
+
+
+def test_secret_manifest_gets_the_values_and_stdout_none(
+    influxdb: InfluxServer, tmp_path: Path
+) -> None:
+    org = new_org(influxdb)
+    make_buckets(org)
+    path = tmp_path / "tokens.yaml"
+    run = run_cli(
+        [
+            "tokenmaker",
+            "--bot-user",
+            org.bot,
+            "--secret-manifest",
+            str(path),
+            "--secret-name",
+            "influxdb-tokens",
+            "--namespace",
+            "monitoring",
+        ],
+        org.env(),
+    )
+    assert run.exit_code == 0, run.stderr
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    secret = yaml.safe_load(path.read_text())
+    assert secret["kind"] == "Secret" and secret["apiVersion"] == "v1"
+    assert secret["metadata"]["name"] == "influxdb-tokens"
+    assert secret["metadata"]["namespace"] == "monitoring"
+    assert list(secret["stringData"]) == [f"{role}-token" for role in ROLES]
+    for value in secret["stringData"].values():
+        assert value not in run.stdout and value not in run.stderr
+    assert f"{path} written" in run.stdout
+    assert write(org, secret["stringData"]["telegraf-token"], "alpha", "probe value=1") == 204
+
+    content = path.read_text()
+    again = run_cli(
+        ["tokenmaker", "--bot-user", org.bot, "--secret-manifest", str(path)], org.env()
+    )
+    assert again.exit_code == 0 and "not written" in again.stdout
+    assert path.read_text() == content
+
+
+def test_dry_run_changes_nothing(influxdb: InfluxServer) -> None:
+    org = new_org(influxdb)
+    make_buckets(org)
+    run = tokenmaker(org, "--dry-run")
+    assert run.exit_code == 0, run.stderr
+    assert [(c["action"], c["kind"]) for c in run.changes] == [
+        ("create", "user"),
+        ("create", "org-owner"),
+        *[("create", "token")] * 4,
+    ]
+    assert run.json()["tokens"] == {}
+    assert authorizations(org) == []
+    with client(org) as api:
+        assert api.get("/api/v2/users", params={"name": org.bot}).status_code == 404
+
+
+def test_missing_internal_buckets_and_bad_token_exit_codes(influxdb: InfluxServer) -> None:
+    org = new_org(influxdb)
+    run = run_cli(["tokenmaker", "--bot-user", org.bot], org.env())
+    assert run.exit_code == 2
+    assert run.stderr.strip().count("\n") == 0
+    assert "run bucketmaker first" in run.stderr
+    assert authorizations(org) == []
+    refused = run_cli(
+        ["tokenmaker", "--bot-user", org.bot], {**org.env(), "INFLUXDB_TOKEN": "not-a-token"}
+    )
+    assert refused.exit_code == 3, refused.stderr
+
+
+def test_bucket_ownership_does_not_let_a_task_write_org_ownership_does(
+    influxdb: InfluxServer,
+) -> None:
+    """Why the bot user is an org owner: a task's run permissions come from its owner's
+    user-resource mappings, and only the org-owner mapping grants bucket write."""
+    org = new_org(influxdb)
+    make_buckets(org)
+    with InfluxHTTP(org.url, org.token) as http:
+        auths = AuthorizationStore(http)
+        buckets = {b.name: b.id for b in InfluxDBStore(http, org.name).list_buckets()}
+        user = auths.create_user(org.bot)
+        auths.add_org_member(org.id, user.id)
+        auths.add_bucket_owner(buckets["multiapp_"], user.id)
+        assert user.id in auths.org_member_ids(org.id)
+        assert user.id in auths.bucket_owner_ids(buckets["multiapp_"])
+        assert user.id not in auths.org_owner_ids(org.id)
+
+        # Org member and owner of multiapp_: the task can read alpha but not write multiapp_.
+        run = tokenmaker(org, "--role", "taskmaker", "--role", "telegraf", "--dry-run")
+        assert (run.changes[0]["action"], run.changes[0]["kind"]) == ("update", "org-owner")
+        tokens = tokens_of(tokenmaker(org, "--role", "taskmaker", "--role", "telegraf"))
+        assert user.id in auths.org_owner_ids(org.id)
+        assert user.id not in auths.org_member_ids(org.id)
+        auths.remove_mapping("orgs", org.id, "owners", user.id)
+        auths.add_org_member(org.id, user.id)
+        assert write(org, tokens["telegraf"], "alpha", "probe value=7") == 204
+        _, status, logs = run_task(org, tokens["taskmaker"], COPY_TASK.format(name="member"))
+        assert status == "failed"
+        assert any("user not authorized to write" in line for line in logs), logs
+
+        # A rerun of tokenmaker makes it an owner again, and the same task can write.
+        assert [c["kind"] for c in tokenmaker(org).changes] == ["org-owner", "token", "token"]
+        _, status, logs = run_task(org, tokens["taskmaker"], COPY_TASK.format(name="owner"))
+        assert status == "success", logs

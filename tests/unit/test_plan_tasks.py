@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from rubin_monitoring.models.tasks import ObservedTask, TaskSpec, task_description
+from rubin_monitoring.services.tasks import flux_body, plan_tasks, stagger_offset
+
+FLUX = 'option task = {name: "argocd cpu", every: 5m, offset: 17s}\n\nfrom(bucket: "argocd")\n'
+
+
+def spec(app: str = "argocd", check: str = "cpu", flux: str = FLUX) -> TaskSpec:
+    return TaskSpec(app, check, f"{app} {check}", flux, 300, 17)
+
+
+def stored(
+    app: str = "argocd",
+    check: str = "cpu",
+    id: str = "0001",
+    flux: str = FLUX,
+    every: str = "5m",
+    offset: str = "17s",
+    status: str = "active",
+    description: str | None = None,
+) -> ObservedTask:
+    return ObservedTask(id, f"{app} {check}", flux, every, offset, status,
+                        description or task_description(app, check))
+
+
+def actions(plan: object) -> list[tuple[str, str, str]]:
+    return [(c.action.value, c.name, c.reason) for c in plan.changes]  # type: ignore[attr-defined]
+
+
+def test_converged_task_is_unchanged_even_if_the_server_rewrote_its_option_line() -> None:
+    rewritten = FLUX.replace("option task = {name: \"argocd cpu\", every: 5m, offset: 17s}",
+                             'option task = {\n    name: "argocd cpu",\n    every: 5m,\n'
+                             "    offset: 17s,\n}")
+    plan = plan_tasks([spec()], [stored(flux=rewritten)])
+    assert plan.changes == [] and plan.unchanged == 1
+
+
+def test_hand_edits_are_updates_in_place() -> None:
+    cases = {
+        "Flux differs from the template": stored(flux=FLUX + "|> yield()\n"),
+        "every 1h -> 300s": stored(every="1h"),
+        "offset 0s -> 17s": stored(offset=None),
+        "status inactive -> active": stored(status="inactive"),
+    }
+    for reason, task in cases.items():
+        plan = plan_tasks([spec()], [task])
+        assert actions(plan) == [("update", "argocd cpu", reason)]
+        assert plan.changes[0].target.current.id == "0001"
+
+
+def test_identity_comes_from_the_description_not_the_name() -> None:
+    renamed = ObservedTask("0001", "someone renamed me", FLUX, "5m", "17s", "active",
+                           task_description("argocd", "cpu"))
+    lookalike = ObservedTask("0002", "argocd cpu", FLUX, "5m", "17s", "active", "hand made")
+    plan = plan_tasks([spec()], [renamed, lookalike], force=False, prune=True)
+    assert actions(plan) == [("update", "argocd cpu", "name 'someone renamed me' -> 'argocd cpu'")]
+    assert plan.orphans == []
+
+
+def test_force_recreates_only_owned_desired_tasks() -> None:
+    theirs = stored(id="0009", description="not ours")
+    plan = plan_tasks([spec()], [stored(), theirs, stored("gone", "cpu", id="0005")], force=True)
+    assert [(a, n) for a, n, _ in actions(plan)] == [("recreate", "argocd cpu")]
+    assert [o.name for o in plan.orphans] == ["gone cpu"]
+
+
+def test_missing_tasks_are_created_and_duplicates_removed() -> None:
+    plan = plan_tasks([spec(), spec(check="restarts")], [stored(id="0002"), stored(id="0001")])
+    assert sorted(actions(plan)) == [
+        ("create", "argocd restarts", "missing"),
+        ("delete", "argocd cpu", "duplicate of task 0001"),
+    ]
+    deleted = [c for c in plan.changes if c.action.value == "delete"]
+    assert deleted[0].target.current.id == "0002"
+
+
+def test_orphans_are_deleted_only_with_prune() -> None:
+    observed = [stored("gone", "cpu")]
+    assert plan_tasks([], observed).changes == []
+    assert [(a, n) for a, n, _ in actions(plan_tasks([], observed, prune=True))] == [
+        ("delete", "gone cpu")
+    ]
+
+
+def test_offsets_are_stable_and_spread() -> None:
+    offsets = {stagger_offset(f"app{i}", "cpu", 300) for i in range(200)}
+    assert all(0 <= o < 300 for o in offsets)
+    assert len(offsets) > 100
+    assert stagger_offset("argocd", "cpu", 300) == stagger_offset("argocd", "cpu", 300)
+
+
+def test_flux_body_ignores_option_line_and_formatting_but_not_strings_or_comments() -> None:
+    script = FLUX + '// a "quoted" comment\n|> filter(fn: (r) => r.a == "x  y")\n'
+    reformatted = FLUX + '// a "quoted"   comment\n|> filter(\n    fn: (r) =>\n        r.a\n' \
+        '        == "x  y",\n)\n'
+    assert flux_body(FLUX) == 'from(bucket:"argocd")'
+    assert flux_body(reformatted) == flux_body(script)
+    assert flux_body("f(a: [1, 2,], b: {x: 1,},)") == flux_body("f(a: [1, 2], b: {x: 1})")
+    assert flux_body(script.replace('"x  y"', '"x y"')) != flux_body(script)
+    assert flux_body(script.replace("quoted", "edited")) != flux_body(script)

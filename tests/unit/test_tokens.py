@@ -1,0 +1,532 @@
+"""tokenmaker's pure parts: desired permissions, planning, apply order, output and manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+
+from rubin_monitoring.exceptions import ConfigError, InfluxDBError, RubinMonitoringError
+from rubin_monitoring.models.buckets import ObservedBucket
+from rubin_monitoring.models.changes import Action
+from rubin_monitoring.models.tokens import (
+    BotObservation,
+    CreatedToken,
+    ObservedAuthorization,
+    ObservedUser,
+    Permission,
+    Role,
+    TokenSpec,
+    describe_permissions,
+    token_description,
+    token_role,
+)
+from rubin_monitoring.services.tokens import (
+    application_buckets,
+    check_manifest_path,
+    desired_tokens,
+    plan_tokens,
+    render_tokens_text,
+    run_tokenmaker,
+    secret_manifest_text,
+    tokens_to_json,
+    write_secret_manifest,
+)
+
+ORG = "org0000000000001"
+OWNED = "Telegraf metrics (managed-by=rubin-monitoring)"
+BOT = ObservedUser("bot0000000000001", "rubin-monitoring-bot")
+
+
+def bucket(name: str, description: str | None = OWNED, system: bool = False) -> ObservedBucket:
+    return ObservedBucket(f"id-{name}", name, 0, description, system)
+
+
+BUCKETS = [
+    bucket("alpha"),
+    bucket("beta"),
+    bucket("multiapp_"),
+    bucket("alerted_"),
+    bucket("handmade", description="someone else's"),
+    bucket("_monitoring", description=None, system=True),
+]
+
+
+def specs(roles: frozenset[Role] = frozenset(Role)) -> list[TokenSpec]:
+    desired, conflicts = desired_tokens(ORG, "rubin", BUCKETS, roles)
+    assert conflicts == []
+    return desired
+
+
+def by_role(desired: list[TokenSpec]) -> dict[Role, TokenSpec]:
+    return {spec.role: spec for spec in desired}
+
+
+def observed(
+    spec: TokenSpec,
+    *,
+    id: str | None = None,
+    user_id: str = "admin",
+    active: bool = True,
+    permissions: frozenset[Permission] | None = None,
+    created_at: str = "2025-01-01T00:00:00Z",
+    description: str | None = None,
+) -> ObservedAuthorization:
+    return ObservedAuthorization(
+        id=id or f"auth-{spec.role.value}",
+        description=description if description is not None else spec.description,
+        user_id=BOT.id if spec.bot_owned and user_id == "admin" else user_id,
+        user_name=None,
+        active=active,
+        permissions=spec.permissions if permissions is None else permissions,
+        created_at=created_at,
+    )
+
+
+def converged() -> list[ObservedAuthorization]:
+    return [observed(spec) for spec in specs()]
+
+
+def summary(changes: list[Any]) -> list[tuple[str, str, str]]:
+    return [(c.action.value, c.kind, c.name) for c in changes]
+
+
+# Markers and permissions
+
+
+def test_description_marker_round_trips_and_ignores_foreign_tokens() -> None:
+    for role in Role:
+        assert token_role(token_description(role)) == role.value
+    assert "managed-by=rubin-monitoring token=telegraf" in token_description(Role.TELEGRAF)
+    assert token_role("admin's token=telegraf") is None  # no ownership marker
+    assert token_role("x (managed-by=rubin-monitoring)") is None  # owned, but no role
+    assert token_role(None) is None
+
+
+def test_permission_json_round_trip_ignores_the_display_name() -> None:
+    item = {
+        "action": "write",
+        "resource": {"type": "buckets", "id": "b1", "orgID": ORG, "name": "alpha", "org": "o"},
+    }
+    permission = Permission.from_json(item)
+    assert permission == Permission("write", "buckets", ORG, "b1")
+    assert permission.label == "alpha"
+    assert str(permission) == "write:buckets/alpha"
+    assert permission.to_json() == {
+        "action": "write",
+        "resource": {"type": "buckets", "orgID": ORG, "id": "b1"},
+    }
+    assert Permission("read", "tasks", ORG).to_json() == {
+        "action": "read",
+        "resource": {"type": "tasks", "orgID": ORG},
+    }
+
+
+def test_describe_permissions_groups_by_action_and_type() -> None:
+    text = describe_permissions(
+        [
+            Permission("write", "buckets", ORG, "b", "beta"),
+            Permission("write", "buckets", ORG, "a", "alpha"),
+            Permission("read", "buckets", ORG),
+            Permission("read", "orgs", ORG, ORG, "rubin"),
+        ]
+    )
+    assert text == "read:buckets, read:orgs/rubin, write:buckets/{alpha,beta}"
+
+
+# Desired tokens
+
+
+def test_every_permission_names_the_org() -> None:
+    for spec in specs():
+        assert spec.permissions
+        for permission in spec.permissions:
+            assert permission.org_id == ORG
+            assert permission.to_json()["resource"]["orgID"] == ORG  # type: ignore[index]
+
+
+def test_each_role_gets_only_what_its_job_needs() -> None:
+    roles = by_role(specs())
+    read_org = Permission("read", "orgs", ORG, ORG)
+    assert roles[Role.TELEGRAF].permissions == {
+        Permission("write", "buckets", ORG, "id-alpha"),
+        Permission("write", "buckets", ORG, "id-beta"),
+    }
+    assert roles[Role.BUCKETMAKER].permissions == {
+        read_org,
+        Permission("read", "buckets", ORG),
+        Permission("write", "buckets", ORG),
+        Permission("read", "dbrp", ORG),
+        Permission("write", "dbrp", ORG),
+    }
+    assert roles[Role.TASKMAKER].permissions == {
+        read_org,
+        Permission("read", "buckets", ORG),
+        Permission("read", "tasks", ORG),
+        Permission("write", "tasks", ORG),
+    }
+    assert roles[Role.NOTIFIER].permissions == {
+        read_org,
+        Permission("read", "buckets", ORG, "id-multiapp_"),
+        Permission("read", "buckets", ORG, "id-alerted_"),
+        Permission("write", "buckets", ORG, "id-alerted_"),
+    }
+    assert [spec.role for spec in specs() if spec.bot_owned] == [Role.TASKMAKER]
+
+
+def test_application_buckets_are_owned_non_internal_buckets() -> None:
+    assert [b.name for b in application_buckets(BUCKETS)] == ["alpha", "beta"]
+
+
+@pytest.mark.parametrize("missing", [["multiapp_"], ["alerted_"], ["multiapp_", "alerted_"]])
+def test_missing_internal_buckets_say_run_bucketmaker_first(missing: list[str]) -> None:
+    buckets = [b for b in BUCKETS if b.name not in missing]
+    with pytest.raises(ConfigError) as caught:
+        desired_tokens(ORG, "rubin", buckets)
+    message = str(caught.value)
+    assert "run bucketmaker first" in message and "\n" not in message
+    assert all(name in message for name in missing)
+    assert caught.value.exit_code == 2
+
+
+def test_no_application_bucket_blocks_only_the_telegraf_token() -> None:
+    internal = [b for b in BUCKETS if b.name in ("multiapp_", "alerted_")]
+    desired, conflicts = desired_tokens(ORG, "rubin", internal)
+    assert [spec.role for spec in desired] == [Role.BUCKETMAKER, Role.TASKMAKER, Role.NOTIFIER]
+    assert [(c.kind, c.name) for c in conflicts] == [("token", "telegraf")]
+
+
+def test_roles_select_the_tokens() -> None:
+    desired = specs(frozenset({Role.NOTIFIER}))
+    assert [spec.role for spec in desired] == [Role.NOTIFIER]
+
+
+# Planning
+
+
+def test_first_run_creates_the_bot_its_ownership_and_every_token() -> None:
+    plan = plan_tokens(specs(), [], BotObservation(None))
+    assert summary(plan.plan.changes) == [
+        ("create", "user", "rubin-monitoring-bot"),
+        ("create", "org-owner", "rubin-monitoring-bot"),
+        ("create", "token", "telegraf"),
+        ("create", "token", "bucketmaker"),
+        ("create", "token", "taskmaker"),
+        ("create", "token", "notifier"),
+    ]
+
+
+def test_converged_run_changes_nothing_and_lists_the_existing_tokens() -> None:
+    foreign = ObservedAuthorization("x", "admin's token", "admin", None, True, frozenset())
+    plan = plan_tokens(specs(), [*converged(), foreign], BotObservation(BOT, org_owner=True))
+    assert plan.plan.changes == []
+    assert plan.plan.orphans == []
+    assert plan.stale == []
+    assert plan.existing == ["telegraf", "bucketmaker", "taskmaker", "notifier"]
+    assert plan.plan.unchanged == 6  # user, ownership, four tokens
+
+
+def test_bot_without_ownership_gets_only_the_ownership() -> None:
+    plan = plan_tokens(specs(), converged(), BotObservation(BOT, org_owner=False))
+    assert summary(plan.plan.changes) == [("create", "org-owner", "rubin-monitoring-bot")]
+
+
+def test_bot_that_is_a_member_is_made_an_owner_instead() -> None:
+    plan = plan_tokens(specs(), converged(), BotObservation(BOT, org_member=True))
+    assert summary(plan.plan.changes) == [("update", "org-owner", "rubin-monitoring-bot")]
+    assert plan.plan.changes[0].reason.startswith("member -> owner")
+
+
+def test_rotate_recreates_every_token_and_replaces_all_of_its_role() -> None:
+    spec = by_role(specs())[Role.NOTIFIER]
+    older = observed(spec, id="old-notifier", created_at="2024-01-01T00:00:00Z")
+    plan = plan_tokens(
+        specs(), [*converged(), older], BotObservation(BOT, org_owner=True), rotate=True
+    )
+    assert summary(plan.plan.changes) == [("recreate", "token", role.value) for role in Role]
+    notifier = plan.plan.changes[-1]
+    assert [t.id for t in notifier.target.replaces] == ["auth-notifier", "old-notifier"]
+    assert plan.plan.orphans == []
+
+
+def test_new_application_makes_the_telegraf_token_stale_not_recreated() -> None:
+    telegraf = by_role(specs())[Role.TELEGRAF]
+    before = frozenset(p for p in telegraf.permissions if p.resource_id == "id-alpha")
+    tokens = [observed(s) for s in specs() if s.role is not Role.TELEGRAF]
+    tokens.append(observed(telegraf, permissions=before))
+    plan = plan_tokens(specs(), tokens, BotObservation(BOT, org_owner=True))
+    assert plan.plan.changes == []
+    assert [(s.role, s.reason) for s in plan.stale] == [("telegraf", "lacks write:buckets/beta")]
+    assert "telegraf" not in plan.existing
+
+    rotated = plan_tokens(specs(), tokens, BotObservation(BOT, org_owner=True), rotate=True)
+    first = rotated.plan.changes[0]
+    assert (first.action, first.name) == (Action.RECREATE, "telegraf")
+    assert first.reason == "--rotate (was stale: lacks write:buckets/beta)"
+
+
+def test_inactive_extra_permission_and_wrong_owner_are_stale() -> None:
+    roles = by_role(specs())
+    extra = Permission("write", "buckets", ORG, "id-gone", "gone")
+    tokens = [
+        observed(roles[Role.TELEGRAF], active=False),
+        observed(roles[Role.BUCKETMAKER]),
+        observed(roles[Role.TASKMAKER], user_id="admin-user"),
+        observed(roles[Role.NOTIFIER], permissions=roles[Role.NOTIFIER].permissions | {extra}),
+    ]
+    plan = plan_tokens(specs(), tokens, BotObservation(BOT, org_owner=True))
+    reasons = {s.role: s.reason for s in plan.stale}
+    assert reasons == {
+        "telegraf": "inactive",
+        "taskmaker": "belongs to user admin-user, not to the bot user rubin-monitoring-bot",
+        "notifier": "also has write:buckets/gone",
+    }
+
+
+def test_taskmaker_token_is_stale_when_the_bot_user_is_new() -> None:
+    plan = plan_tokens(specs(), converged(), BotObservation(None))
+    assert [s.role for s in plan.stale] == ["taskmaker"]
+
+
+def test_duplicates_and_unknown_roles_are_orphans_deleted_only_with_prune() -> None:
+    spec = by_role(specs())[Role.TELEGRAF]
+    older = observed(spec, id="old", created_at="2024-01-01T00:00:00Z")
+    unknown = observed(spec, id="weird", description=token_description("grafana"))
+    tokens = [*converged(), older, unknown]
+    bot = BotObservation(BOT, org_owner=True)
+    plan = plan_tokens(specs(), tokens, bot)
+    assert plan.plan.changes == []
+    assert [o.name for o in plan.plan.orphans] == ["telegraf (old)", "grafana (weird)"]
+    pruned = plan_tokens(specs(), tokens, bot, prune=True)
+    assert summary(pruned.plan.changes) == [
+        ("delete", "token", "telegraf (old)"),
+        ("delete", "token", "grafana (weird)"),
+    ]
+    assert all(c.target.spec is None for c in pruned.plan.changes)
+
+
+def test_unselected_roles_and_the_bot_are_left_alone() -> None:
+    plan = plan_tokens(
+        specs(frozenset({Role.TELEGRAF})),
+        converged()[1:],
+        None,
+        roles=frozenset({Role.TELEGRAF}),
+        rotate=True,
+    )
+    assert summary(plan.plan.changes) == [("create", "token", "telegraf")]
+    assert plan.plan.orphans == []
+
+
+def test_bot_in_other_orgs_warns_and_inactive_bot_is_a_conflict() -> None:
+    inactive = ObservedUser(BOT.id, BOT.name, active=False)
+    plan = plan_tokens(specs(), converged(), BotObservation(inactive, True, ("other-org",)))
+    assert len(plan.warnings) == 1 and "other-org" in plan.warnings[0]
+    assert [(c.kind, c.name) for c in plan.plan.conflicts] == [("user", "rubin-monitoring-bot")]
+
+
+# Apply, against fakes
+
+
+class FakeStore:
+    org = "rubin"
+    org_id = ORG
+
+    def __init__(self, buckets: list[ObservedBucket]) -> None:
+        self.buckets = buckets
+
+    def list_buckets(self) -> list[ObservedBucket]:
+        return self.buckets
+
+
+class FakeAuths:
+    def __init__(
+        self,
+        tokens: list[ObservedAuthorization] | None = None,
+        bot: ObservedUser | None = None,
+        fail_delete: bool = False,
+    ) -> None:
+        self.tokens = tokens or []
+        self.bot = bot
+        self.owners: set[str] = {bot.id} if bot else set()
+        self.members: set[str] = set()
+        self.calls: list[tuple[str, ...]] = []
+        self.fail_delete = fail_delete
+        self.counter = 0
+
+    def find_user(self, name: str) -> ObservedUser | None:
+        return self.bot
+
+    def create_user(self, name: str) -> ObservedUser:
+        self.calls.append(("create_user", name))
+        self.bot = ObservedUser("new-bot", name)
+        return self.bot
+
+    def org_owner_ids(self, org_id: str) -> set[str]:
+        return self.owners
+
+    def org_member_ids(self, org_id: str) -> set[str]:
+        return self.members
+
+    def remove_org_member(self, org_id: str, user_id: str) -> None:
+        self.calls.append(("remove_org_member", org_id, user_id))
+
+    def user_orgs(self, user_id: str) -> list[tuple[str, str]]:
+        return [(ORG, "rubin")]
+
+    def add_org_owner(self, org_id: str, user_id: str) -> None:
+        self.calls.append(("add_org_owner", org_id, user_id))
+
+    def list_authorizations(self, org_id: str) -> list[ObservedAuthorization]:
+        return self.tokens
+
+    def create_authorization(
+        self, org_id: str, description: str, permissions: list[Permission], user_id: str | None
+    ) -> CreatedToken:
+        self.counter += 1
+        role = token_role(description) or "?"
+        self.calls.append(("create_authorization", role, str(user_id)))
+        return CreatedToken(f"new-{role}", f"SECRET-{role}-{self.counter}")
+
+    def delete_authorization(self, authorization_id: str) -> None:
+        self.calls.append(("delete_authorization", authorization_id))
+        if self.fail_delete:
+            raise InfluxDBError("DELETE", "/api/v2/authorizations/x", 404, "not found")
+
+
+def run(auths: FakeAuths, **options: Any) -> Any:
+    return run_tokenmaker(cast(Any, FakeStore(BUCKETS)), cast(Any, auths), **options)
+
+
+def test_apply_creates_the_bot_before_its_token_and_returns_values_once() -> None:
+    auths = FakeAuths()
+    result = run(auths)
+    assert auths.calls == [
+        ("create_user", "rubin-monitoring-bot"),
+        ("add_org_owner", ORG, "new-bot"),
+        ("create_authorization", "telegraf", "None"),
+        ("create_authorization", "bucketmaker", "None"),
+        ("create_authorization", "taskmaker", "new-bot"),
+        ("create_authorization", "notifier", "None"),
+    ]
+    assert set(result.tokens) == {"telegraf", "bucketmaker", "taskmaker", "notifier"}
+    assert result.exit_code == 0
+    assert "SECRET" not in repr(result)
+    assert "SECRET" not in repr(CreatedToken("i", "SECRET"))
+
+
+def test_member_bot_loses_the_member_mapping_before_it_gets_the_owner_one() -> None:
+    auths = FakeAuths(converged(), BOT)
+    auths.owners, auths.members = set(), {BOT.id}
+    run(auths, roles=[Role.TASKMAKER])
+    assert auths.calls == [
+        ("remove_org_member", ORG, BOT.id),
+        ("add_org_owner", ORG, BOT.id),
+    ]
+
+
+def test_rotate_creates_the_new_token_before_deleting_the_old() -> None:
+    auths = FakeAuths(converged(), BOT)
+    result = run(auths, rotate=True, roles=[Role.TELEGRAF])
+    assert auths.calls == [
+        ("create_authorization", "telegraf", "None"),
+        ("delete_authorization", "auth-telegraf"),
+    ]
+    assert list(result.tokens) == ["telegraf"]
+
+
+def test_failed_delete_is_a_partial_failure_that_still_returns_the_new_value() -> None:
+    auths = FakeAuths(converged(), BOT, fail_delete=True)
+    result = run(auths, rotate=True, roles=[Role.NOTIFIER])
+    assert list(result.tokens) == ["notifier"]
+    assert result.exit_code == 1
+
+
+def test_dry_run_calls_nothing_that_writes() -> None:
+    auths = FakeAuths()
+    result = run(auths, dry_run=True)
+    assert auths.calls == []
+    assert result.tokens == {}
+    assert len(result.report.results) == 6
+
+
+def test_empty_bot_user_is_bad_input() -> None:
+    with pytest.raises(ConfigError):
+        run(FakeAuths(), bot_user="  ")
+
+
+# Output
+
+
+def test_text_output_prints_each_value_once_and_json_matches() -> None:
+    result = run(FakeAuths())
+    text = render_tokens_text(result, manifest=None)
+    for role, token in result.tokens.items():
+        assert text.count(token) == 1
+        assert f"{role} {token}" in text.splitlines()
+    body = tokens_to_json(result, manifest=None)
+    assert body["tokens"] == result.tokens
+    assert list(body["tokens"]) == ["telegraf", "bucketmaker", "taskmaker", "notifier"]  # type: ignore[call-overload]
+    json.dumps(body)
+
+
+def test_with_a_manifest_no_value_reaches_stdout() -> None:
+    result = run(FakeAuths())
+    manifest = Path("tokens.yaml")
+    text = render_tokens_text(result, manifest=manifest)
+    body = json.dumps(tokens_to_json(result, manifest=manifest))
+    for token in result.tokens.values():
+        assert token not in text and token not in body
+    assert "tokens.yaml written" in text
+
+
+def test_rerun_output_says_the_tokens_exist_without_values() -> None:
+    result = run(FakeAuths(converged(), BOT))
+    text = render_tokens_text(result, manifest=None)
+    assert result.tokens == {}
+    assert text.count("exists   token") == 4
+    assert "SECRET" not in text and "new tokens" not in text
+
+
+def test_secret_manifest_is_a_valid_secret_with_one_key_per_role() -> None:
+    text = secret_manifest_text({"notifier": "n", "telegraf": "t"}, "tokens", "monitoring")
+    document = yaml.safe_load(text)
+    assert document["kind"] == "Secret" and document["apiVersion"] == "v1"
+    assert document["metadata"]["name"] == "tokens"
+    assert document["metadata"]["namespace"] == "monitoring"
+    assert document["stringData"] == {"telegraf-token": "t", "notifier-token": "n"}
+    assert list(document["stringData"]) == ["telegraf-token", "notifier-token"]
+    assert "namespace" not in yaml.safe_load(secret_manifest_text({"a": "b"}))["metadata"]
+
+
+def test_manifest_is_written_with_mode_0600_even_over_a_readable_file(tmp_path: Path) -> None:
+    path = tmp_path / "secret.yaml"
+    path.write_text("old")
+    path.chmod(0o644)
+    write_secret_manifest(path, "kind: Secret\n")
+    assert path.read_text() == "kind: Secret\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["secret.yaml"]
+
+
+def test_manifest_path_is_checked_before_any_token_is_made(tmp_path: Path) -> None:
+    check_manifest_path(tmp_path / "new.yaml")
+    with pytest.raises(ConfigError):
+        check_manifest_path(tmp_path)
+    with pytest.raises(ConfigError):
+        check_manifest_path(tmp_path / "missing" / "x.yaml")
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(ConfigError):
+            check_manifest_path(locked / "x.yaml")
+
+
+def test_unwritable_manifest_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(RubinMonitoringError) as caught:
+        write_secret_manifest(tmp_path / "missing" / "x.yaml", "x")
+    assert "--rotate" in str(caught.value) and "\n" not in str(caught.value)
