@@ -250,7 +250,7 @@ def test_rotate_recreates_every_token_and_replaces_all_of_its_role() -> None:
     )
     assert summary(plan.plan.changes) == [("recreate", "token", role.value) for role in Role]
     notifier = plan.plan.changes[-1]
-    assert [t.id for t in notifier.target.replaces] == ["auth-notifier", "old-notifier"]
+    assert [t.id for t in notifier.target.current] == ["auth-notifier", "old-notifier"]
     assert plan.plan.orphans == []
 
 

@@ -38,7 +38,7 @@ class ObservedBucket:
 
 @dataclass(frozen=True)
 class DbrpSpec:
-    bucket_name: str
+    bucket_id: str
     database: str
     retention_policy: str
 

@@ -30,14 +30,23 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True)
+class Target:
+    """What a change acts on: the desired spec (None for a delete) and the observed object
+    (None for a create)."""
+
+    spec: Any
+    current: Any
+
+
+@dataclass(frozen=True)
 class Change:
-    """One change to one object. ``target`` carries what apply needs (spec, observed object)."""
+    """One change to one object; ``target`` carries what apply needs."""
 
     action: Action
     kind: str
     name: str
     reason: str
-    target: Any = field(default=None, compare=False, repr=False)
+    target: Target = field(default=Target(None, None), compare=False, repr=False)
 
 
 @dataclass

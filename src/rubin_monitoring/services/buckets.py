@@ -5,10 +5,20 @@ from __future__ import annotations
 from ..config import ALERT_BUCKET, ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS
 from ..durations import format_duration
 from ..models.buckets import BucketSpec, ObservedBucket
-from ..models.changes import Action, Change, ChangeResult, Conflict, Orphan, Plan, Report, Status
+from ..models.changes import (
+    Action,
+    Change,
+    ChangeResult,
+    Conflict,
+    Orphan,
+    Plan,
+    Report,
+    Status,
+    Target,
+)
 from ..models.inventory import Inventory, bucket_name
 from ..storage.influxdb import InfluxDBStore
-from .reconcile import apply_plan
+from .reconcile import ObjectHandlers, apply_plan
 
 KIND = "bucket"
 
@@ -42,7 +52,7 @@ def plan_buckets(
     for spec in desired:
         current = by_name.get(spec.name)
         if current is None:
-            changes.append(Change(Action.CREATE, KIND, spec.name, "missing", (spec, None)))
+            changes.append(Change(Action.CREATE, KIND, spec.name, "missing", Target(spec, None)))
         elif not current.owned:
             conflicts.append(
                 Conflict(
@@ -52,13 +62,13 @@ def plan_buckets(
                 )
             )
         elif force:
-            changes.append(Change(Action.RECREATE, KIND, spec.name, "FORCE", (spec, current)))
+            changes.append(Change(Action.RECREATE, KIND, spec.name, "FORCE", Target(spec, current)))
         elif current.retention_seconds != spec.retention_seconds:
             reason = (
                 f"retention {_retention(current.retention_seconds)} -> "
                 f"{_retention(spec.retention_seconds)}"
             )
-            changes.append(Change(Action.UPDATE, KIND, spec.name, reason, (spec, current)))
+            changes.append(Change(Action.UPDATE, KIND, spec.name, reason, Target(spec, current)))
         else:
             unchanged += 1
     orphans: list[Orphan] = []
@@ -68,7 +78,9 @@ def plan_buckets(
             orphans.append(Orphan(KIND, bucket.name, reason))
             if prune:
                 changes.append(
-                    Change(Action.DELETE, KIND, bucket.name, "--prune: " + reason, (None, bucket))
+                    Change(
+                        Action.DELETE, KIND, bucket.name, "--prune: " + reason, Target(None, bucket)
+                    )
                 )
     return Plan(changes=changes, orphans=orphans, unchanged=unchanged, conflicts=conflicts)
 
@@ -86,19 +98,14 @@ def run_bucketmaker(
     desired = desired_buckets(inventory, retention_seconds)
     plan = plan_buckets(desired, store.list_buckets(), force=force, prune=prune)
 
-    def execute(change: Change) -> None:
-        spec, current = change.target
-        if change.action is Action.CREATE:
-            store.create_bucket(spec)
-        elif change.action is Action.UPDATE:
-            store.update_bucket(current.id, spec)
-        elif change.action is Action.RECREATE:
-            store.delete_bucket(current.id)
-            store.create_bucket(spec)
-        else:
-            store.delete_bucket(current.id)
-
-    report = apply_plan("bucketmaker", plan, execute, dry_run=dry_run, concurrency=concurrency)
+    handlers = ObjectHandlers(
+        create=store.create_bucket,
+        update=lambda current, spec: store.update_bucket(current.id, spec),
+        delete=lambda current: store.delete_bucket(current.id),
+    )
+    report = apply_plan(
+        "bucketmaker", plan, handlers.execute, dry_run=dry_run, concurrency=concurrency
+    )
     report.results[:0] = [
         ChangeResult(
             Change(

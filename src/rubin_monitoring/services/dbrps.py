@@ -6,30 +6,18 @@ bucket that no longer exists, under an owned bucket's name). Any other mapping i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..durations import retention_policy_name
 from ..models.buckets import DbrpSpec, ObservedBucket, ObservedDbrp
-from ..models.changes import Action, Change, Conflict, Orphan, Plan, Report
+from ..models.changes import Action, Change, Conflict, Orphan, Plan, Report, Target
 from ..storage.influxdb import InfluxDBStore
-from .reconcile import apply_plan
+from .reconcile import ObjectHandlers, apply_plan
 
 KIND = "dbrp"
 
 
-@dataclass(frozen=True)
-class DbrpTarget:
-    spec: DbrpSpec | None
-    bucket_id: str | None
-    current: ObservedDbrp | None
-
-
-def desired_dbrps(buckets: list[ObservedBucket]) -> list[tuple[ObservedBucket, DbrpSpec]]:
+def desired_dbrps(buckets: list[ObservedBucket]) -> list[DbrpSpec]:
     return [
-        (
-            bucket,
-            DbrpSpec(bucket.name, bucket.name, retention_policy_name(bucket.retention_seconds)),
-        )
+        DbrpSpec(bucket.id, bucket.name, retention_policy_name(bucket.retention_seconds))
         for bucket in sorted(buckets, key=lambda b: b.name)
         if bucket.owned
     ]
@@ -53,9 +41,11 @@ def plan_dbrps(
     orphans: list[Orphan] = []
     claimed: set[str] = set()
     unchanged = 0
-    for bucket, spec in desired_dbrps(buckets):
+    for spec in desired_dbrps(buckets):
         label = _label(spec.database, spec.retention_policy)
-        mine = [m for m in mappings if m.bucket_id == bucket.id and m.database == spec.database]
+        mine = [
+            m for m in mappings if m.bucket_id == spec.bucket_id and m.database == spec.database
+        ]
         mine.sort(key=lambda m: (m.retention_policy != spec.retention_policy, not m.default, m.id))
         if not mine:
             blocker = next(
@@ -80,14 +70,14 @@ def plan_dbrps(
                     Action.CREATE,
                     KIND,
                     label,
-                    f"bucket {bucket.name} has no mapping",
-                    DbrpTarget(spec, bucket.id, None),
+                    f"bucket {spec.database} has no mapping",
+                    Target(spec, None),
                 )
             )
             continue
         current = mine[0]
         claimed.update(m.id for m in mine)
-        target = DbrpTarget(spec, bucket.id, current)
+        target = Target(spec, current)
         if force:
             changes.append(Change(Action.RECREATE, KIND, label, "FORCE", target))
         elif current.retention_policy != spec.retention_policy:
@@ -119,9 +109,7 @@ def _orphan(
     orphans.append(Orphan(KIND, label, reason))
     if prune:
         changes.append(
-            Change(
-                Action.DELETE, KIND, label, "--prune: " + reason, DbrpTarget(None, None, mapping)
-            )
+            Change(Action.DELETE, KIND, label, "--prune: " + reason, Target(None, mapping))
         )
 
 
@@ -130,21 +118,11 @@ def run_bucketmapper(
 ) -> Report:
     plan = plan_dbrps(store.list_buckets(), store.list_dbrps(), force=force, prune=prune)
 
-    def execute(change: Change) -> None:
-        target: DbrpTarget = change.target
-        if change.action is Action.CREATE:
-            assert target.spec is not None and target.bucket_id is not None
-            store.create_dbrp(target.bucket_id, target.spec)
-            return
-        assert target.current is not None
-        if change.action is Action.UPDATE:
-            assert target.spec is not None
-            store.update_dbrp(target.current.id, target.spec)
-        elif change.action is Action.RECREATE:
-            assert target.spec is not None and target.bucket_id is not None
-            store.delete_dbrp(target.current.id)
-            store.create_dbrp(target.bucket_id, target.spec)
-        else:
-            store.delete_dbrp(target.current.id)
-
-    return apply_plan("bucketmapper", plan, execute, dry_run=dry_run, concurrency=concurrency)
+    handlers = ObjectHandlers(
+        create=store.create_dbrp,
+        update=lambda current, spec: store.update_dbrp(current.id, spec),
+        delete=lambda current: store.delete_dbrp(current.id),
+    )
+    return apply_plan(
+        "bucketmapper", plan, handlers.execute, dry_run=dry_run, concurrency=concurrency
+    )

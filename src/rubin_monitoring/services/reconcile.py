@@ -5,11 +5,31 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 from ..exceptions import RubinMonitoringError
-from ..models.changes import Change, ChangeResult, Plan, Report, Status
+from ..models.changes import Action, Change, ChangeResult, Plan, Report, Status
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ObjectHandlers:
+    """How to write one kind of object; a recreate is a delete, then a create."""
+
+    create: Callable[[Any], object]
+    update: Callable[[Any, Any], object]
+    delete: Callable[[Any], object]
+
+    def execute(self, change: Change) -> None:
+        spec, current = change.target.spec, change.target.current
+        if change.action in (Action.DELETE, Action.RECREATE):
+            self.delete(current)
+        if change.action in (Action.CREATE, Action.RECREATE):
+            self.create(spec)
+        elif change.action is Action.UPDATE:
+            self.update(current, spec)
 
 
 def apply_plan(

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..durations import parse_duration
-from ..models.changes import Action, Change, Orphan, Plan, Report
+from ..models.changes import Action, Change, Orphan, Plan, Report, Target
 from ..models.tasks import ObservedTask, TaskSpec
 from ..storage.influxdb import InfluxDBStore
 from .checks import CheckParams, render_check
-from .reconcile import apply_plan
+from .reconcile import ObjectHandlers, apply_plan
 
 KIND = "task"
 _TRAILING_COMMA = re.compile(r",(?=[)\]}])")
@@ -114,12 +114,6 @@ def drift(spec: TaskSpec, task: ObservedTask) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class TaskTarget:
-    spec: TaskSpec | None
-    current: ObservedTask | None
-
-
 def plan_tasks(
     desired: list[TaskSpec],
     observed: list[ObservedTask],
@@ -137,20 +131,14 @@ def plan_tasks(
     for spec in desired:
         found = sorted(by_identity.pop(spec.identity, []), key=lambda t: t.id)
         if not found:
-            changes.append(
-                Change(Action.CREATE, KIND, spec.name, "missing", TaskTarget(spec, None))
-            )
+            changes.append(Change(Action.CREATE, KIND, spec.name, "missing", Target(spec, None)))
             continue
         current, duplicates = found[0], found[1:]
         reason = drift(spec, current)
         if force:
-            changes.append(
-                Change(Action.RECREATE, KIND, spec.name, "FORCE", TaskTarget(spec, current))
-            )
+            changes.append(Change(Action.RECREATE, KIND, spec.name, "FORCE", Target(spec, current)))
         elif reason:
-            changes.append(
-                Change(Action.UPDATE, KIND, spec.name, reason, TaskTarget(spec, current))
-            )
+            changes.append(Change(Action.UPDATE, KIND, spec.name, reason, Target(spec, current)))
         else:
             unchanged += 1
         for extra in duplicates:
@@ -160,7 +148,7 @@ def plan_tasks(
                     KIND,
                     spec.name,
                     f"duplicate of task {current.id}",
-                    TaskTarget(None, extra),
+                    Target(None, extra),
                 )
             )
     orphans: list[Orphan] = []
@@ -170,9 +158,7 @@ def plan_tasks(
             orphans.append(Orphan(KIND, task.name, reason))
             if prune:
                 changes.append(
-                    Change(
-                        Action.DELETE, KIND, task.name, "--prune: " + reason, TaskTarget(None, task)
-                    )
+                    Change(Action.DELETE, KIND, task.name, "--prune: " + reason, Target(None, task))
                 )
     return Plan(changes=changes, orphans=orphans, unchanged=unchanged)
 
@@ -188,24 +174,12 @@ def run_taskmaker(
 ) -> Report:
     plan = plan_tasks(desired, store.list_tasks(), force=force, prune=prune)
 
-    def execute(change: Change) -> None:
-        target: TaskTarget = change.target
-        if change.action is Action.CREATE:
-            assert target.spec is not None
-            store.create_task(target.spec)
-            return
-        assert target.current is not None
-        if change.action is Action.UPDATE:
-            assert target.spec is not None
-            store.update_task(target.current.id, target.spec)
-        elif change.action is Action.RECREATE:
-            assert target.spec is not None
-            store.delete_task(target.current.id)
-            store.create_task(target.spec)
-        else:
-            store.delete_task(target.current.id)
-
-    return apply_plan("taskmaker", plan, execute, dry_run=dry_run, concurrency=concurrency)
+    handlers = ObjectHandlers(
+        create=store.create_task,
+        update=lambda current, spec: store.update_task(current.id, spec),
+        delete=lambda current: store.delete_task(current.id),
+    )
+    return apply_plan("taskmaker", plan, handlers.execute, dry_run=dry_run, concurrency=concurrency)
 
 
 @dataclass(frozen=True)

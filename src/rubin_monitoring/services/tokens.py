@@ -55,7 +55,7 @@ import yaml
 from ..config import ALERT_BUCKET, ALERTED_BUCKET
 from ..exceptions import ConfigError, RubinMonitoringError
 from ..models.buckets import ObservedBucket
-from ..models.changes import Action, Change, Conflict, Orphan, Plan, Report
+from ..models.changes import Action, Change, Conflict, Orphan, Plan, Report, Target
 from ..models.tokens import (
     DEFAULT_BOT_USER,
     DEFAULT_SECRET_NAME,
@@ -188,15 +188,6 @@ def desired_tokens(
 
 
 @dataclass(frozen=True)
-class TokenTarget:
-    """What a token change needs: the spec to create (None: delete only), the tokens it
-    replaces."""
-
-    spec: TokenSpec | None
-    replaces: tuple[ObservedAuthorization, ...] = ()
-
-
-@dataclass(frozen=True)
 class TokenPlan:
     plan: Plan
     stale: list[StaleToken] = field(default_factory=list)
@@ -292,14 +283,14 @@ def plan_tokens(
         role = spec.role.value
         mine = _newest_first(by_role.pop(role, []))
         if not mine:
-            changes.append(Change(Action.CREATE, KIND_TOKEN, role, "missing", TokenTarget(spec)))
+            changes.append(Change(Action.CREATE, KIND_TOKEN, role, "missing", Target(spec, ())))
             continue
         current, older = mine[0], mine[1:]
         problem = _staleness(spec, current, bot, bot_user)
         if rotate:
             reason = "--rotate" + (f" (was stale: {problem})" if problem else "")
             changes.append(
-                Change(Action.RECREATE, KIND_TOKEN, role, reason, TokenTarget(spec, tuple(mine)))
+                Change(Action.RECREATE, KIND_TOKEN, role, reason, Target(spec, tuple(mine)))
             )
             continue
         if problem:
@@ -334,9 +325,7 @@ def _orphan(
     orphans.append(Orphan(KIND_TOKEN, name, reason))
     if prune:
         changes.append(
-            Change(
-                Action.DELETE, KIND_TOKEN, name, f"--prune: {reason}", TokenTarget(None, (token,))
-            )
+            Change(Action.DELETE, KIND_TOKEN, name, f"--prune: {reason}", Target(None, (token,)))
         )
 
 
@@ -413,7 +402,7 @@ def run_tokenmaker(
                 auths.remove_org_member(org_id, user_id)
             auths.add_org_owner(org_id, user_id)
             return
-        target: TokenTarget = change.target
+        target = change.target  # current: the tokens this change replaces
         if target.spec is not None:
             spec = target.spec
             owner_id = require_bot() if spec.bot_owned else None
@@ -421,7 +410,7 @@ def run_tokenmaker(
                 org_id, spec.description, sorted(spec.permissions), owner_id
             )
             tokens[spec.role.value] = created.token
-        for old in target.replaces:
+        for old in target.current:
             auths.delete_authorization(old.id)
 
     for item in token_plan.stale:

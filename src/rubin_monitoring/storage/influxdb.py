@@ -128,10 +128,10 @@ class InfluxDBStore:
             if not item.get("virtual")
         ]
 
-    def create_dbrp(self, bucket_id: str, spec: DbrpSpec) -> str:
+    def create_dbrp(self, spec: DbrpSpec) -> str:
         body = {
             "orgID": self.org_id,
-            "bucketID": bucket_id,
+            "bucketID": spec.bucket_id,
             "database": spec.database,
             "retention_policy": spec.retention_policy,
             "default": True,
