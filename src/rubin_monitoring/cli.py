@@ -16,6 +16,7 @@ from . import __version__
 from .config import (
     BUCKETS,
     COMMON,
+    DRY_RUN,
     INFLUXDB,
     NOTIFIER,
     RECONCILE,
@@ -25,13 +26,15 @@ from .config import (
     SettingSpec,
     load_settings,
 )
-from .exceptions import NotImplementedYetError, RubinMonitoringError
+from .exceptions import RubinMonitoringError
 from .factory import influxdb_store, load_inventory
 from .logs import setup_logging
 from .output import emit_json, emit_report
 from .services.buckets import run_bucketmaker
 from .services.checks import CheckParams
 from .services.dbrps import run_bucketmapper
+from .services.notifier import notifier_options, run_notifier
+from .services.routes import load_routes
 from .services.tasks import desired_tasks, run_taskmaker, task_health
 from .services.tokens import (
     DEFAULT_BOT_USER,
@@ -45,7 +48,9 @@ from .services.tokens import (
     tokens_to_json,
     write_secret_manifest,
 )
+from .storage.alerts import AlertStore
 from .storage.authorizations import AuthorizationStore
+from .storage.slack import SlackWebhooks
 
 log = logging.getLogger("rubin_monitoring")
 
@@ -152,15 +157,6 @@ def bucketmapper_command(settings: Settings) -> int:
         )
     emit_report(report, settings.output)
     return report.exit_code
-
-
-def _not_implemented(name: str, doc: str, *groups: tuple[SettingSpec, ...]) -> click.Command:
-    @click.command(name, help=doc)
-    @job(*groups)
-    def command(settings: Settings) -> int:
-        raise NotImplementedYetError(f"{name} is not implemented yet")
-
-    return command
 
 
 def _report_task_health(settings: Settings) -> int:
@@ -276,15 +272,9 @@ def tokenmaker_command(
 
 
 @click.command("notifier")
-@job(INFLUXDB, NOTIFIER, tuple(spec for spec in RECONCILE if spec.field == "dry_run"))
+@job(INFLUXDB, NOTIFIER, DRY_RUN)
 def notifier_command(settings: Settings) -> int:
     """Slack alerts for multiapp_ findings, each sent once, recorded in alerted_."""
-    # Imported here so this command stays one block of this shared file.
-    from .services.notifier import notifier_options, run_notifier
-    from .services.routes import load_routes
-    from .storage.alerts import AlertStore
-    from .storage.slack import SlackWebhooks
-
     options = notifier_options(settings)
     routes = load_routes(settings.slack_webhook_url, settings.slack_routes_file)
     with influxdb_store(settings) as store:

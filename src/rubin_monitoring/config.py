@@ -164,9 +164,10 @@ INFLUXDB = (
     ),
     _spec("http_timeout", "HTTP_TIMEOUT", parse_positive_int, "30", "Seconds per HTTP request."),
 )
+DRY_RUN = (_spec("dry_run", "DRY_RUN", parse_bool, "0", "Print the plan and change nothing."),)
 RECONCILE = (
     _spec("force", "FORCE", parse_bool, "0", "Recreate every owned, desired object."),
-    _spec("dry_run", "DRY_RUN", parse_bool, "0", "Print the plan and change nothing."),
+    *DRY_RUN,
     _spec("prune", "PRUNE", parse_bool, "0", "Delete owned objects nothing desires any more."),
     _spec("concurrency", "CONCURRENCY", parse_positive_int, "8", "Parallel write requests."),
 )

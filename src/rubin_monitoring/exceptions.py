@@ -26,10 +26,6 @@ class InventoryError(RubinMonitoringError):
     exit_code = EXIT_BAD_INPUT
 
 
-class NotImplementedYetError(RubinMonitoringError):
-    exit_code = EXIT_BAD_INPUT
-
-
 class InfluxDBError(RubinMonitoringError):
     """InfluxDB answered with an error status after retries."""
 

@@ -37,3 +37,13 @@ def test_configmap_holds_only_known_non_secret_settings() -> None:
     data = yaml.safe_load((ROOT / "cronjobs" / "configmap.yaml").read_text())["data"]
     assert set(data) <= KNOWN_VARIABLES
     assert not {"INFLUXDB_TOKEN", "SLACK_WEBHOOK_URL"} & set(data)
+
+
+def test_shipped_routes_file_parses(tmp_path: Path) -> None:
+    from rubin_monitoring.services.routes import load_routes
+
+    data = yaml.safe_load((ROOT / "cronjobs" / "routes-configmap.yaml").read_text())["data"]
+    path = tmp_path / "routes.yaml"
+    path.write_text(data["routes.yaml"])
+    routes = load_routes("https://hooks.example.com/services/T/B/x", str(path))
+    assert [route.name for route in routes] == ["default"]
