@@ -67,21 +67,27 @@ def parse_retention(text: str) -> int:
     return seconds
 
 
+def parse_flux_duration(text: str) -> str:
+    """A Flux duration literal (``5m``, ``1h30m``), kept as written; the renderer's rules."""
+    from .services.checks import flux_duration_seconds
+
+    flux_duration_seconds(text.strip())
+    return text.strip()
+
+
 def parse_interval(text: str) -> str:
-    """A Flux duration literal of at least one second, kept as written (``5m``)."""
-    if parse_duration(text) < 1:
+    """A Flux duration literal of at least one second."""
+    from .services.checks import flux_duration_seconds
+
+    if flux_duration_seconds(text.strip()) < 1:
         raise ValueError(f"{text!r} must be at least 1s")
     return text.strip()
 
 
 def parse_threshold(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number") from None
-    if not 0 < value <= 1000:
-        raise ValueError(f"{text!r} must be a percentage above 0 and at most 1000")
-    return value
+    from .services.checks import parse_threshold as parse
+
+    return parse(text.strip(), "percentage")
 
 
 def parse_check_list(text: str) -> tuple[str, ...]:
@@ -219,7 +225,7 @@ TASKS = (
     _spec(
         "pending_grace",
         "PENDING_GRACE",
-        parse_interval,
+        parse_flux_duration,
         "10m",
         "How long a container may be Pending or ContainerCreating before it is reported.",
     ),

@@ -1,7 +1,7 @@
 {% extends "_alert.flux" %}
 {% block summary %}
 // Check "cpu": a container whose mean CPU usage over the last {{ window }} is above
-// {{ cpu_threshold }}% of its CPU limit. Containers without a CPU limit are skipped.
+// {{ cpu_threshold|flux_float }}% of its CPU limit. Containers without a CPU limit are skipped.
 {% endblock %}
 {% block findings %}
 threshold = {{ cpu_threshold|flux_float }}

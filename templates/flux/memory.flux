@@ -1,7 +1,7 @@
 {% extends "_alert.flux" %}
 {% block summary %}
 // Check "memory": a container whose mean working-set memory over the last {{ window }} is above
-// {{ memory_threshold }}% of its memory limit (the working set, not memory_usage_bytes, which
+// {{ memory_threshold|flux_float }}% of its memory limit (the working set, not memory_usage_bytes, which
 // includes page cache the kernel reclaims before any OOM kill). Containers without a memory
 // limit are skipped.
 {% endblock %}

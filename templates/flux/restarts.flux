@@ -7,8 +7,8 @@ findings =
     from(bucket: application)
         |> range(start: -{{ window }})
         |> filter(fn: (r) => r._measurement == "kubernetes_pod_container" and r._field == "restarts_total")
-        // Only the columns used: sort() in Flux 0.196 mishandles merged tables whose columns
-        // differ (a tag missing from one series drops or nulls values).
+        // Only the columns used: after group() merges series whose tag columns differ (a tag
+        // missing from one), sort() in Flux 0.196 panics or drops values.
         |> keep(columns: ["_time", "_value", "cluster", "namespace", "pod_name", "container_name"])
         // One table per container (the phase/state/readiness tags split a container's series).
         |> group(columns: ["cluster", "namespace", "pod_name", "container_name"])

@@ -75,3 +75,23 @@ def test_retry_waits_honour_retry_after_and_back_off() -> None:
 def test_credentials_are_redacted_from_git_urls() -> None:
     assert redact_url("https://user:ghp_secret@github.com/o/r.git") == "https://***@github.com/o/r.git"
     assert redact_url("file:///tmp/repo") == "file:///tmp/repo"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CHECK_EVERY": "5M"}, "invalid CHECK_EVERY (--check-every): duration '5M'"),
+        ({"CHECK_WINDOW": "30m1h"}, "invalid CHECK_WINDOW (--check-window): duration '30m1h'"),
+        ({"CHECK_EVERY": "0s"}, "invalid CHECK_EVERY (--check-every): '0s' must be at least 1s"),
+        ({"CPU_THRESHOLD": "0"}, "invalid CPU_THRESHOLD (--cpu-threshold): percentage '0'"),
+        ({"CHECKS": "cpu,disk"}, "invalid CHECKS (--checks): unknown check 'disk'"),
+    ],
+)
+def test_task_settings_follow_the_flux_rules(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings({}, environ=env)
+    assert str(error.value).startswith(message)
+
+
+def test_pending_grace_may_be_zero() -> None:
+    assert load_settings({}, environ={"PENDING_GRACE": "0s"}).pending_grace == "0s"

@@ -39,6 +39,7 @@ __all__ = [
     "flux_string",
     "parse_check_params",
     "parse_checks",
+    "parse_threshold",
     "render_check",
 ]
 
@@ -99,7 +100,7 @@ def flux_duration_seconds(text: str, *, units: str = _UNIT_ORDER, what: str = "d
     return sum(int(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
-def _parse_threshold(text: str, what: str) -> float:
+def parse_threshold(text: str, what: str = "threshold") -> float:
     try:
         value = float(text)
     except (TypeError, ValueError):
@@ -132,8 +133,8 @@ def parse_check_params(
     params = CheckParams(
         every=every.strip(),
         window=window.strip(),
-        cpu_threshold=_parse_threshold(cpu_threshold.strip(), "CPU threshold"),
-        memory_threshold=_parse_threshold(memory_threshold.strip(), "memory threshold"),
+        cpu_threshold=parse_threshold(cpu_threshold.strip(), "CPU threshold"),
+        memory_threshold=parse_threshold(memory_threshold.strip(), "memory threshold"),
         pending_grace=pending_grace.strip(),
     )
     _validate(params)
@@ -150,7 +151,7 @@ def _validate(params: CheckParams) -> None:
         ("CPU threshold", params.cpu_threshold),
         ("memory threshold", params.memory_threshold),
     ):
-        _parse_threshold(str(value), what)
+        parse_threshold(str(value), what)
 
 
 def flux_string(value: str) -> str:
