@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from support.influxd import influx_server
 from support.phalanx import PhalanxRepo
 
-from rubin_monitoring.models.changes import Report
+from rubin_monitoring.models.changes import ReconcileOptions, Report
 from rubin_monitoring.services.buckets import run_bucketmaker
 from rubin_monitoring.services.checks import CHECK_NAMES, CheckParams
 from rubin_monitoring.services.dbrps import run_bucketmapper
@@ -33,6 +33,7 @@ from rubin_monitoring.storage.http import InfluxHTTP
 from rubin_monitoring.storage.influxdb import InfluxDBStore
 
 CONCURRENCY = 8
+OPTIONS = ReconcileOptions(concurrency=CONCURRENCY)
 
 
 def synthetic_repo(path: Path, apps: int, environments: int = 4) -> PhalanxRepo:
@@ -47,16 +48,19 @@ def synthetic_repo(path: Path, apps: int, environments: int = 4) -> PhalanxRepo:
     return repo
 
 
-def measure(label: str, url: str, token: str, org: str,
-            job: Callable[[InfluxDBStore], Report]) -> tuple[float, int]:
+def measure(
+    label: str, url: str, token: str, org: str, job: Callable[[InfluxDBStore], Report]
+) -> tuple[float, int]:
     with InfluxHTTP(url, token, max_connections=CONCURRENCY + 2) as http:
         started = time.perf_counter()
         report = job(InfluxDBStore(http, org))
         elapsed = time.perf_counter() - started
         summary = report.summary()
         changed = sum(summary[a] for a in ("create", "update", "delete", "recreate"))
-        print(f"  {label:24} {elapsed:7.2f} s {http.request_count:6d} requests "
-              f"{changed:6d} changes {summary['failed']:3d} failed")
+        print(
+            f"  {label:24} {elapsed:7.2f} s {http.request_count:6d} requests "
+            f"{changed:6d} changes {summary['failed']:3d} failed"
+        )
         if summary["failed"]:
             raise SystemExit(f"{label}: {summary['failed']} changes failed")
         return elapsed, http.request_count
@@ -69,21 +73,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, influx_server() as server:
         repo = synthetic_repo(Path(tmp) / "phalanx", args.apps)
         inventory = read_inventory(repo.path)
-        print(f"apps={len(inventory.applications)} environments={len(inventory.environments)} "
-              f"influxd={server.source}")
+        print(
+            f"apps={len(inventory.applications)} environments={len(inventory.environments)} "
+            f"influxd={server.source}"
+        )
 
         def make(store: InfluxDBStore) -> Report:
-            return run_bucketmaker(store, inventory, retention_seconds=7 * 86400, force=False,
-                                   prune=False, dry_run=False, concurrency=CONCURRENCY)
+            return run_bucketmaker(store, inventory, retention_seconds=7 * 86400, options=OPTIONS)
 
         def mapper(store: InfluxDBStore) -> Report:
-            return run_bucketmapper(store, force=False, prune=False, dry_run=False,
-                                    concurrency=CONCURRENCY)
+            return run_bucketmapper(store, OPTIONS)
 
         def tasks(store: InfluxDBStore) -> Report:
             desired = desired_tasks(inventory.buckets, CHECK_NAMES, CheckParams())
-            return run_taskmaker(store, desired, force=False, prune=False, dry_run=False,
-                                 concurrency=CONCURRENCY)
+            return run_taskmaker(store, desired, OPTIONS)
 
         totals: dict[str, list[float]] = {}
         for run in ("first", "no-op"):
@@ -93,10 +96,17 @@ def main() -> None:
                 total = totals.setdefault(run, [0.0, 0])
                 total[0] += seconds
                 total[1] += requests
-            print(f"  {'both bucket jobs':24} {totals[run][0]:7.2f} s "
-                  f"{int(totals[run][1]):6d} requests")
-            measure(f"taskmaker ({len(CHECK_NAMES)} checks)", server.url, server.token, server.org,
-                    tasks)
+            print(
+                f"  {'both bucket jobs':24} {totals[run][0]:7.2f} s "
+                f"{int(totals[run][1]):6d} requests"
+            )
+            measure(
+                f"taskmaker ({len(CHECK_NAMES)} checks)",
+                server.url,
+                server.token,
+                server.org,
+                tasks,
+            )
 
 
 if __name__ == "__main__":

@@ -134,10 +134,7 @@ def bucketmaker_command(settings: Settings) -> int:
             store,
             inventory,
             retention_seconds=settings.bucket_retention,
-            force=settings.force,
-            prune=settings.prune,
-            dry_run=settings.dry_run,
-            concurrency=settings.concurrency,
+            options=settings.reconcile_options(),
         )
     emit_report(report, settings.output)
     return report.exit_code
@@ -150,10 +147,7 @@ def bucketmapper_command(settings: Settings) -> int:
     with influxdb_store(settings) as store:
         report = run_bucketmapper(
             store,
-            force=settings.force,
-            prune=settings.prune,
-            dry_run=settings.dry_run,
-            concurrency=settings.concurrency,
+            settings.reconcile_options(),
         )
     emit_report(report, settings.output)
     return report.exit_code
@@ -198,10 +192,7 @@ def taskmaker_command(settings: Settings, health: bool) -> int:
         report = run_taskmaker(
             store,
             desired,
-            force=settings.force,
-            prune=settings.prune,
-            dry_run=settings.dry_run,
-            concurrency=settings.concurrency,
+            settings.reconcile_options(),
         )
     emit_report(report, settings.output)
     return report.exit_code

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from .durations import parse_duration
 from .exceptions import ConfigError
+from .models.changes import ReconcileOptions
 
 DEFAULT_PHALANX_REPO = "https://github.com/lsst-sqre/phalanx.git"
 ALERT_BUCKET = "multiapp_"
@@ -315,6 +316,9 @@ class Settings:
     alert_repeat_interval: str
     send_resolved: bool
     slack_timeout: int
+
+    def reconcile_options(self) -> ReconcileOptions:
+        return ReconcileOptions(self.force, self.prune, self.dry_run, self.concurrency)
 
     def require_influxdb(self) -> tuple[str, str, str]:
         """URL, token and org, or :class:`ConfigError` naming the first one missing."""

@@ -23,6 +23,7 @@ from support.cli import Run, run_cli
 from support.influxd import InfluxServer
 from support.phalanx import PhalanxRepo
 
+from rubin_monitoring.models.changes import ReconcileOptions
 from rubin_monitoring.models.inventory import Environment, Inventory
 from rubin_monitoring.services.buckets import run_bucketmaker
 from rubin_monitoring.storage.authorizations import AuthorizationStore
@@ -84,10 +85,7 @@ def make_buckets(org: Org, apps: tuple[str, ...] = APPS) -> None:
             InfluxDBStore(http, org.name),
             inventory,
             retention_seconds=0,
-            force=False,
-            prune=False,
-            dry_run=False,
-            concurrency=4,
+            options=ReconcileOptions(concurrency=4),
         )
     assert report.exit_code == 0
 

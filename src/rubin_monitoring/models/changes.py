@@ -30,6 +30,16 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True)
+class ReconcileOptions:
+    """How a reconciling job plans and applies (FORCE, PRUNE, DRY_RUN, CONCURRENCY)."""
+
+    force: bool = False
+    prune: bool = False
+    dry_run: bool = False
+    concurrency: int = 8
+
+
+@dataclass(frozen=True)
 class Target:
     """What a change acts on: the desired spec (None for a delete) and the observed object
     (None for a create)."""

@@ -12,6 +12,7 @@ from ..models.changes import (
     Conflict,
     Orphan,
     Plan,
+    ReconcileOptions,
     Report,
     Status,
     Target,
@@ -90,22 +91,17 @@ def run_bucketmaker(
     inventory: Inventory,
     *,
     retention_seconds: int,
-    force: bool,
-    prune: bool,
-    dry_run: bool,
-    concurrency: int,
+    options: ReconcileOptions,
 ) -> Report:
     desired = desired_buckets(inventory, retention_seconds)
-    plan = plan_buckets(desired, store.list_buckets(), force=force, prune=prune)
+    plan = plan_buckets(desired, store.list_buckets(), force=options.force, prune=options.prune)
 
     handlers = ObjectHandlers(
         create=store.create_bucket,
         update=lambda current, spec: store.update_bucket(current.id, spec),
         delete=lambda current: store.delete_bucket(current.id),
     )
-    report = apply_plan(
-        "bucketmaker", plan, handlers.execute, dry_run=dry_run, concurrency=concurrency
-    )
+    report = apply_plan("bucketmaker", plan, handlers.execute, options)
     report.results[:0] = [
         ChangeResult(
             Change(

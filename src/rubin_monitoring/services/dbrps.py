@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from ..durations import retention_policy_name
 from ..models.buckets import DbrpSpec, ObservedBucket, ObservedDbrp
-from ..models.changes import Action, Change, Conflict, Orphan, Plan, Report, Target
+from ..models.changes import (
+    Action,
+    Change,
+    Conflict,
+    Orphan,
+    Plan,
+    ReconcileOptions,
+    Report,
+    Target,
+)
 from ..storage.influxdb import InfluxDBStore
 from .reconcile import ObjectHandlers, apply_plan
 
@@ -113,16 +122,14 @@ def _orphan(
         )
 
 
-def run_bucketmapper(
-    store: InfluxDBStore, *, force: bool, prune: bool, dry_run: bool, concurrency: int
-) -> Report:
-    plan = plan_dbrps(store.list_buckets(), store.list_dbrps(), force=force, prune=prune)
+def run_bucketmapper(store: InfluxDBStore, options: ReconcileOptions) -> Report:
+    plan = plan_dbrps(
+        store.list_buckets(), store.list_dbrps(), force=options.force, prune=options.prune
+    )
 
     handlers = ObjectHandlers(
         create=store.create_dbrp,
         update=lambda current, spec: store.update_dbrp(current.id, spec),
         delete=lambda current: store.delete_dbrp(current.id),
     )
-    return apply_plan(
-        "bucketmapper", plan, handlers.execute, dry_run=dry_run, concurrency=concurrency
-    )
+    return apply_plan("bucketmapper", plan, handlers.execute, options)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import RubinMonitoringError
-from ..models.changes import Action, Change, ChangeResult, Plan, Report, Status
+from ..models.changes import Action, Change, ChangeResult, Plan, ReconcileOptions, Report, Status
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,7 @@ def apply_plan(
     job: str,
     plan: Plan,
     execute: Callable[[Change], None],
-    *,
-    dry_run: bool,
-    concurrency: int,
+    options: ReconcileOptions,
 ) -> Report:
     """Execute every change (unless dry-run); one failure never stops the others."""
     results = [ChangeResult(change) for change in plan.changes]
@@ -57,12 +55,12 @@ def apply_plan(
             result.status = Status.DONE
             log.info("%s %s %s: %s", change.action, change.kind, change.name, change.reason)
 
-    if not dry_run and results:
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+    if not options.dry_run and results:
+        with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
             list(pool.map(run, range(len(results))))
     report = Report(
         job=job,
-        dry_run=dry_run,
+        dry_run=options.dry_run,
         results=results,
         orphans=plan.orphans,
         unchanged=plan.unchanged,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..durations import parse_duration
-from ..models.changes import Action, Change, Orphan, Plan, Report, Target
+from ..models.changes import Action, Change, Orphan, Plan, ReconcileOptions, Report, Target
 from ..models.tasks import ObservedTask, TaskSpec
 from ..storage.influxdb import InfluxDBStore
 from .checks import CheckParams, render_check
@@ -166,20 +166,16 @@ def plan_tasks(
 def run_taskmaker(
     store: InfluxDBStore,
     desired: list[TaskSpec],
-    *,
-    force: bool,
-    prune: bool,
-    dry_run: bool,
-    concurrency: int,
+    options: ReconcileOptions,
 ) -> Report:
-    plan = plan_tasks(desired, store.list_tasks(), force=force, prune=prune)
+    plan = plan_tasks(desired, store.list_tasks(), force=options.force, prune=options.prune)
 
     handlers = ObjectHandlers(
         create=store.create_task,
         update=lambda current, spec: store.update_task(current.id, spec),
         delete=lambda current: store.delete_task(current.id),
     )
-    return apply_plan("taskmaker", plan, handlers.execute, dry_run=dry_run, concurrency=concurrency)
+    return apply_plan("taskmaker", plan, handlers.execute, options)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,16 @@ import yaml
 from ..config import ALERT_BUCKET, ALERTED_BUCKET
 from ..exceptions import ConfigError, RubinMonitoringError
 from ..models.buckets import ObservedBucket
-from ..models.changes import Action, Change, Conflict, Orphan, Plan, Report, Target
+from ..models.changes import (
+    Action,
+    Change,
+    Conflict,
+    Orphan,
+    Plan,
+    ReconcileOptions,
+    Report,
+    Target,
+)
 from ..models.tokens import (
     DEFAULT_BOT_USER,
     DEFAULT_SECRET_NAME,
@@ -417,7 +426,9 @@ def run_tokenmaker(
         log.warning("token %s is stale: %s; --rotate re-issues it", item.role, item.reason)
     for warning in token_plan.warnings:
         log.warning("%s", warning)
-    report = apply_plan("tokenmaker", token_plan.plan, execute, dry_run=dry_run, concurrency=1)
+    report = apply_plan(
+        "tokenmaker", token_plan.plan, execute, ReconcileOptions(dry_run=dry_run, concurrency=1)
+    )
     return TokenResult(
         report=report,
         stale=token_plan.stale,
