@@ -26,7 +26,7 @@ from support.phalanx import PhalanxRepo
 from rubin_monitoring.models.changes import ReconcileOptions
 from rubin_monitoring.models.inventory import Environment, Inventory
 from rubin_monitoring.services.buckets import run_bucketmaker
-from rubin_monitoring.storage.authorizations import AuthorizationStore
+from rubin_monitoring.storage.authorizations import OWNER, AuthorizationStore
 from rubin_monitoring.storage.http import InfluxHTTP
 from rubin_monitoring.storage.influxdb import InfluxDBStore
 
@@ -431,9 +431,9 @@ def test_bucket_ownership_does_not_let_a_task_write_org_ownership_does(
         buckets = {b.name: b.id for b in InfluxDBStore(http, org.name).list_buckets()}
         user = auths.create_user(org.bot)
         auths.add_org_member(org.id, user.id)
-        auths.add_bucket_owner(buckets["multiapp_"], user.id)
+        auths.add_mapping("buckets", buckets["multiapp_"], OWNER, user.id)
         assert user.id in auths.org_member_ids(org.id)
-        assert user.id in auths.bucket_owner_ids(buckets["multiapp_"])
+        assert user.id in auths.mapped_user_ids("buckets", buckets["multiapp_"], OWNER)
         assert user.id not in auths.org_owner_ids(org.id)
 
         # Org member and owner of multiapp_: the task can read alpha but not write multiapp_.
@@ -442,7 +442,7 @@ def test_bucket_ownership_does_not_let_a_task_write_org_ownership_does(
         tokens = tokens_of(tokenmaker(org, "--role", "taskmaker", "--role", "telegraf"))
         assert user.id in auths.org_owner_ids(org.id)
         assert user.id not in auths.org_member_ids(org.id)
-        auths.remove_mapping("orgs", org.id, "owners", user.id)
+        auths.remove_mapping("orgs", org.id, OWNER, user.id)
         auths.add_org_member(org.id, user.id)
         assert write(org, tokens["telegraf"], "alpha", "probe value=7") == 204
         _, status, logs = run_task(org, tokens["taskmaker"], COPY_TASK.format(name="member"))

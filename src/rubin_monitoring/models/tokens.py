@@ -32,14 +32,6 @@ class Role(StrEnum):
     NOTIFIER = "notifier"
 
 
-ROLE_PURPOSES: dict[Role, str] = {
-    Role.TELEGRAF: "Telegraf: write to application buckets",
-    Role.BUCKETMAKER: "bucketmaker and bucketmapper: buckets and DBRP mappings",
-    Role.TASKMAKER: "taskmaker: Flux tasks, owned by the bot user",
-    Role.NOTIFIER: "notifier: read multiapp_ and alerted_, write alerted_",
-}
-
-
 @dataclass(frozen=True, order=True)
 class Permission:
     """One permission; ``resource_id`` None means every resource of the type in the org.

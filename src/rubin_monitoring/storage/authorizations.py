@@ -117,18 +117,6 @@ class AuthorizationStore:
     def remove_org_member(self, org_id: str, user_id: str) -> None:
         self.remove_mapping("orgs", org_id, MEMBER, user_id)
 
-    def bucket_owner_ids(self, bucket_id: str) -> set[str]:
-        return self.mapped_user_ids("buckets", bucket_id, OWNER)
-
-    def bucket_member_ids(self, bucket_id: str) -> set[str]:
-        return self.mapped_user_ids("buckets", bucket_id, MEMBER)
-
-    def add_bucket_owner(self, bucket_id: str, user_id: str) -> None:
-        self.add_mapping("buckets", bucket_id, OWNER, user_id)
-
-    def add_bucket_member(self, bucket_id: str, user_id: str) -> None:
-        self.add_mapping("buckets", bucket_id, MEMBER, user_id)
-
     # Authorizations (tokens)
 
     def list_authorizations(self, org_id: str) -> list[ObservedAuthorization]:
