@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from .durations import parse_duration
+from .durations import parse_duration, parse_retention
 from .exceptions import ConfigError
 from .models.changes import ReconcileOptions
 
@@ -61,28 +61,32 @@ def parse_positive_int(text: str) -> int:
     return value
 
 
-def parse_retention(text: str) -> int:
-    seconds = parse_duration(text)
+def parse_bucket_retention(text: str) -> int:
+    seconds = parse_retention(text)
     if 0 < seconds < 3600:
         raise ValueError(f"{text!r} is shorter than InfluxDB's minimum retention of 1h")
     return seconds
 
 
 def parse_flux_duration(text: str) -> str:
-    """A Flux duration literal (``5m``, ``1h30m``), kept as written; the renderer's rules."""
-    from .services.checks import flux_duration_seconds
-
-    flux_duration_seconds(text.strip())
+    """A Flux duration literal (``5m``, ``1h30m``), kept as written."""
+    parse_duration(text.strip())
     return text.strip()
 
 
 def parse_interval(text: str) -> str:
-    """A Flux duration literal of at least one second."""
-    from .services.checks import flux_duration_seconds
-
-    if flux_duration_seconds(text.strip()) < 1:
+    """A Flux duration literal of at least one second, kept as written."""
+    if parse_duration(text.strip()) < 1:
         raise ValueError(f"{text!r} must be at least 1s")
     return text.strip()
+
+
+def parse_positive_seconds(text: str) -> int:
+    """A duration literal above zero, in seconds."""
+    seconds = parse_duration(text.strip())
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be a finite duration above 0")
+    return seconds
 
 
 def parse_threshold(text: str) -> float:
@@ -192,7 +196,7 @@ BUCKETS = (
     _spec(
         "bucket_retention",
         "BUCKET_RETENTION",
-        parse_retention,
+        parse_bucket_retention,
         "7d",
         "Retention of application buckets (e.g. 7d, 30d, inf).",
     ),
@@ -250,14 +254,14 @@ NOTIFIER = (
     _spec(
         "alert_lookback",
         "ALERT_LOOKBACK",
-        parse_nonempty,
+        parse_positive_seconds,
         "10m",
         "How far back the notifier reads findings from multiapp_.",
     ),
     _spec(
         "alert_repeat_interval",
         "ALERT_REPEAT_INTERVAL",
-        parse_nonempty,
+        parse_positive_seconds,
         "1h",
         "An alert already sent within this interval is not sent again.",
     ),
@@ -312,8 +316,8 @@ class Settings:
     pending_grace: str
     slack_webhook_url: str | None
     slack_routes_file: str | None
-    alert_lookback: str
-    alert_repeat_interval: str
+    alert_lookback: int
+    alert_repeat_interval: int
     send_resolved: bool
     slack_timeout: int
 

@@ -6,11 +6,11 @@ import re
 
 import pytest
 
+from rubin_monitoring.durations import parse_duration
 from rubin_monitoring.services.checks import (
     CHECK_NAMES,
     DEFAULT_SEVERITY,
     CheckParams,
-    flux_duration_seconds,
     flux_float,
     flux_string,
     parse_check_params,
@@ -100,11 +100,11 @@ def test_parse_check_params_rejects_bad_thresholds(value: str) -> None:
         parse_check_params("5m", "10m", "90", value, "10m")
 
 
-def test_flux_duration_seconds() -> None:
-    assert flux_duration_seconds("1w2d3h4m5s") == 604800 + 2 * 86400 + 3 * 3600 + 4 * 60 + 5
-    assert flux_duration_seconds("0s") == 0
+def test_flux_duration_rules() -> None:
+    assert parse_duration("1w2d3h4m5s") == 604800 + 2 * 86400 + 3 * 3600 + 4 * 60 + 5
+    assert parse_duration("0s") == 0
     with pytest.raises(ValueError, match="units h, m, s"):
-        flux_duration_seconds("1d", units="hms", what="task offset")
+        parse_duration("1d", units="hms", what="task offset")
 
 
 # escaping

@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 
 from rubin_monitoring.config import BUCKETS, COMMON, INFLUXDB, load_settings
-from rubin_monitoring.durations import format_duration, parse_duration, retention_policy_name
+from rubin_monitoring.durations import (
+    format_duration,
+    parse_duration,
+    parse_retention,
+    retention_policy_name,
+)
 from rubin_monitoring.exceptions import ConfigError
 from rubin_monitoring.storage.gitrepo import redact_url
 from rubin_monitoring.storage.http import RetryPolicy, parse_retry_after
@@ -53,7 +58,8 @@ def test_settings_of_other_jobs_are_ignored() -> None:
 def test_durations() -> None:
     assert parse_duration("7d") == 604800
     assert parse_duration("1h30m") == 5400
-    assert parse_duration("inf") == 0
+    assert parse_retention("inf") == 0
+    assert parse_retention("30d") == 30 * 86400
     assert format_duration(604800) == "1w"
     assert format_duration(30 * 86400) == "4w2d"
     assert retention_policy_name(0) == "inf"

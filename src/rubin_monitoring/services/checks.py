@@ -19,22 +19,19 @@ that line) and names no organization (``from()``/``to()`` use the task's organiz
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from importlib.resources import files
-from itertools import pairwise
 
 import jinja2
 
-from ..durations import format_duration
+from ..durations import format_duration, parse_duration
 
 __all__ = [
     "CHECK_NAMES",
     "DEFAULT_SEVERITY",
     "CheckParams",
-    "flux_duration_seconds",
     "flux_float",
     "flux_string",
     "parse_check_params",
@@ -56,10 +53,6 @@ DEFAULT_SEVERITY: dict[str, str] = {
 
 MAX_THRESHOLD = 1000.0
 
-# A Flux duration literal of whole seconds: parts in strictly decreasing unit order, no repeats.
-_DURATION_PART = re.compile(r"(\d+)(w|d|h|m|s)")
-_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_UNIT_ORDER = "wdhms"
 # Task offsets are parsed by Go's time.ParseDuration on create, which knows no days or weeks.
 _OFFSET_UNITS = "hms"
 
@@ -78,26 +71,6 @@ class CheckParams:
     """Percent of the container's memory limit (mean working set over the window)."""
     pending_grace: str = "10m"
     """How long a container may be Pending or ContainerCreating before it is reported."""
-
-
-def flux_duration_seconds(text: str, *, units: str = _UNIT_ORDER, what: str = "duration") -> int:
-    """Seconds in a Flux duration literal of whole seconds (``30s``, ``5m``, ``1h30m``).
-
-    Units are ``w``, ``d``, ``h``, ``m`` and ``s`` (or those in ``units``), larger units first,
-    each at most once, as Flux requires. Raise :class:`ValueError` naming ``text`` otherwise.
-    """
-    allowed = "".join(unit for unit in _UNIT_ORDER if unit in units)
-    example = "30s, 5m, 1h or 1h30m"
-    if not isinstance(text, str) or not text or _DURATION_PART.sub("", text) != "":
-        raise ValueError(f"{what} {text!r} is not a Flux duration such as {example}")
-    parts = _DURATION_PART.findall(text)
-    positions = [_UNIT_ORDER.index(unit) for _, unit in parts]
-    if any(later <= earlier for earlier, later in pairwise(positions)):
-        raise ValueError(f"{what} {text!r} must list larger units first, each once ({example})")
-    for _, unit in parts:
-        if unit not in allowed:
-            raise ValueError(f"{what} {text!r} may only use the units {', '.join(allowed)}")
-    return sum(int(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
 def parse_threshold(text: str, what: str = "threshold") -> float:
@@ -142,11 +115,11 @@ def parse_check_params(
 
 
 def _validate(params: CheckParams) -> None:
-    if flux_duration_seconds(params.every, what="check interval") < 1:
+    if parse_duration(params.every, what="check interval") < 1:
         raise ValueError(f"check interval {params.every!r} must be at least 1s")
-    if flux_duration_seconds(params.window, what="check window") < 1:
+    if parse_duration(params.window, what="check window") < 1:
         raise ValueError(f"check window {params.window!r} must be at least 1s")
-    flux_duration_seconds(params.pending_grace, what="pending grace")
+    parse_duration(params.pending_grace, what="pending grace")
     for what, value in (
         ("CPU threshold", params.cpu_threshold),
         ("memory threshold", params.memory_threshold),
@@ -210,10 +183,10 @@ def render_check(
     ):
         if not value.strip():
             raise ValueError(f"{what} is empty")
-    flux_duration_seconds(offset, units=_OFFSET_UNITS, what="task offset")
+    parse_duration(offset, units=_OFFSET_UNITS, what="task offset")
     _validate(params)
-    window_seconds = flux_duration_seconds(params.window)
-    grace_seconds = flux_duration_seconds(params.pending_grace)
+    window_seconds = parse_duration(params.window)
+    grace_seconds = parse_duration(params.pending_grace)
     template = _environment().get_template(f"{check}.flux")
     return template.render(
         check=check,

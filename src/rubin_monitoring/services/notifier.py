@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from ..config import ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, NOTIFIER, Settings
-from ..durations import parse_duration
-from ..exceptions import ConfigError, RubinMonitoringError
+from ..config import ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, Settings
+from ..exceptions import RubinMonitoringError
 from ..models.alerts import (
     Alert,
     AlertRecord,
@@ -82,31 +81,18 @@ class NotifierOptions:
     max_chars: int = MAX_MESSAGE_CHARS
 
 
-def _positive_duration(settings: Settings, field: str) -> int:
-    spec = next(spec for spec in NOTIFIER if spec.field == field)
-    text = getattr(settings, field)
-    try:
-        seconds = parse_duration(text)
-    except ValueError as error:
-        raise ConfigError(f"invalid {spec.label}: {error}") from None
-    if seconds <= 0:
-        raise ConfigError(f"invalid {spec.label}: {text!r} must be a finite duration above 0")
-    return seconds
-
-
 def notifier_options(settings: Settings) -> NotifierOptions:
-    repeat_seconds = _positive_duration(settings, "alert_repeat_interval")
-    if repeat_seconds > INTERNAL_BUCKET_RETENTION_SECONDS:
+    if settings.alert_repeat_interval > INTERNAL_BUCKET_RETENTION_SECONDS:
         log.warning(
-            "ALERT_REPEAT_INTERVAL %s is longer than the retention of %s (%ds): records may "
+            "ALERT_REPEAT_INTERVAL %ds is longer than the retention of %s (%ds): records may "
             "expire first, and alerts then repeat sooner",
             settings.alert_repeat_interval,
             ALERTED_BUCKET,
             INTERNAL_BUCKET_RETENTION_SECONDS,
         )
     return NotifierOptions(
-        lookback_seconds=_positive_duration(settings, "alert_lookback"),
-        repeat_seconds=repeat_seconds,
+        lookback_seconds=settings.alert_lookback,
+        repeat_seconds=settings.alert_repeat_interval,
         send_resolved=settings.send_resolved,
         dry_run=settings.dry_run,
     )
