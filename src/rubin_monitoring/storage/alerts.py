@@ -24,6 +24,7 @@ from ..config import ALERT_BUCKET, ALERTED_BUCKET
 from ..exceptions import ConfigError, InfluxDBError
 from ..models.alerts import Alert, AlertRecord, AlertStatus, Finding
 from .http import InfluxHTTP
+from .influxdb import org_not_found
 
 MEASUREMENT = "alert"
 TAGS = ("check", "application", "cluster", "severity", "dedup_key")
@@ -127,9 +128,7 @@ class AlertStore:
                 "(run bucketmaker first, or give the token access to it)"
             )
         if "organization" in text and "not found" in text:
-            return ConfigError(
-                f"INFLUXDB_ORG: organization {self.org!r} not found (or not visible to the token)"
-            )
+            return org_not_found(self.org)
         return None
 
     def _query(self, flux: str, bucket: str) -> list[dict[str, str]]:

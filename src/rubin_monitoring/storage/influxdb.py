@@ -43,6 +43,12 @@ def _retention_rules(retention_seconds: int) -> list[dict[str, object]]:
     ]
 
 
+def org_not_found(org: str) -> ConfigError:
+    return ConfigError(
+        f"INFLUXDB_ORG: organization {org!r} not found (or not visible to the token)"
+    )
+
+
 class InfluxDBStore:
     """One organization's objects. List calls take the org by name, so the org ID comes free
     with the first bucket listing and a no-op run sends list calls only."""
@@ -53,17 +59,12 @@ class InfluxDBStore:
         self._org_id: str | None = None
         self._org_lock = threading.Lock()
 
-    def _org_not_found(self) -> ConfigError:
-        return ConfigError(
-            f"INFLUXDB_ORG: organization {self.org!r} not found (or not visible to the token)"
-        )
-
     def _list(self, path: str, params: dict[str, str | int], key: str) -> list[dict[str, Any]]:
         try:
             return list(self.http.paginate(path, {"org": self.org, **params}, key))
         except InfluxDBError as error:
             if error.status == 404 and "org" in error.server_message.lower():
-                raise self._org_not_found() from None
+                raise org_not_found(self.org) from None
             raise
 
     @property
@@ -72,7 +73,7 @@ class InfluxDBStore:
             if self._org_id is None:
                 body = self._list("/api/v2/orgs", {}, "orgs")
                 if not body:
-                    raise self._org_not_found()
+                    raise org_not_found(self.org)
                 self._org_id = str(body[0]["id"])
             return self._org_id
 
