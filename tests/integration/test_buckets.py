@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 from support.cli import Run, run_cli
+from support.flux import create_bucket
 from support.phalanx import PhalanxRepo
 
 pytestmark = pytest.mark.integration
@@ -39,13 +40,8 @@ def dbrps(org: Any) -> list[dict[str, Any]]:
 
 
 def make_unowned_bucket(org: Any, name: str) -> str:
-    with api(org) as client:
-        response = client.post(
-            "/api/v2/buckets",
-            json={"orgID": org.id, "name": name, "retentionRules": []},
-        )
-        response.raise_for_status()
-        return str(response.json()["id"])
+    """A bucket made by hand: no ownership marker, infinite retention."""
+    return create_bucket(org, name, retention_seconds=0)
 
 
 def reconcile(org: Any, repo: PhalanxRepo, *flags: str, **env: str) -> tuple[Run, Run]:

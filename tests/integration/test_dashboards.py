@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from support.flux import create_bucket
 
 pytestmark = pytest.mark.integration
 
@@ -17,12 +18,9 @@ DASHBOARDS = sorted((Path(__file__).resolve().parents[2] / "dashboards").glob("*
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_dashboard_applies_and_its_queries_run(org: Any, path: Path) -> None:
     headers = {"Authorization": f"Token {org.token}"}
+    for bucket in ("multiapp_", "alerted_"):
+        create_bucket(org, bucket)
     with httpx.Client(base_url=org.url, headers=headers, timeout=30) as client:
-        for bucket in ("multiapp_", "alerted_"):
-            client.post("/api/v2/buckets", json={
-                "orgID": org.id, "name": bucket,
-                "retentionRules": [{"type": "expire", "everySeconds": 3600}],
-            }).raise_for_status()
         document = yaml.safe_load(path.read_text())
         body = {"orgID": org.id, "dryRun": False,
                 "template": {"contentType": "json", "contents": [document]}}
