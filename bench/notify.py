@@ -15,25 +15,26 @@ request with 429 Retry-After 1; ``--max-chars`` lowers the message size limit to
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from support.flux import create_bucket, line_protocol, write_lines
-from support.influxd import InfluxServer, influx_server
-from support.slack_server import RateLimited, SlackServer, max_per_second, min_gap, slack_server
-
 from rubin_monitoring.models.alerts import NotifierReport
 from rubin_monitoring.services.notifier import MAX_MESSAGE_CHARS, NotifierOptions, run_notifier
 from rubin_monitoring.services.routes import load_routes
-from rubin_monitoring.storage.alerts import AlertStore
-from rubin_monitoring.storage.http import InfluxHTTP
+from rubin_monitoring.storage.alerts import AlertStore, open_client
 from rubin_monitoring.storage.slack import SlackWebhooks
+from rubin_monitoring.testing.flux import create_bucket, line_protocol, write_lines
+from rubin_monitoring.testing.influxd import InfluxServer, influx_server
+from rubin_monitoring.testing.slack_server import (
+    RateLimited,
+    SlackServer,
+    max_per_second,
+    min_gap,
+    slack_server,
+)
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,10 @@ def routes_file(path: Path, slack: SlackServer, clusters: list[str]) -> str:
 
 def run(org: Org, routes_path: str, max_chars: int) -> tuple[NotifierReport, float]:
     routes = load_routes(None, routes_path)
-    with InfluxHTTP(org.url, org.token) as http:
+    with open_client(org.url, org.token, org.name, timeout=30) as client:
         started = time.perf_counter()
         report = run_notifier(
-            AlertStore(http, org.name),
+            AlertStore(client, org.name),
             SlackWebhooks(),
             routes,
             NotifierOptions(max_chars=max_chars),

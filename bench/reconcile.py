@@ -12,25 +12,22 @@ request counts per job and run. taskmaker installs all four checks, so 1000 appl
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from support.influxd import influx_server
-from support.phalanx import PhalanxRepo
-
 from rubin_monitoring.models.changes import ReconcileOptions, Report
-from rubin_monitoring.services.buckets import run_bucketmaker
-from rubin_monitoring.services.checks import CHECK_NAMES, CheckParams
-from rubin_monitoring.services.dbrps import run_bucketmapper
+from rubin_monitoring.models.checks import CHECK_NAMES, CheckSettings
+from rubin_monitoring.services.buckets import BucketMaker
+from rubin_monitoring.services.dbrps import BucketMapper
 from rubin_monitoring.services.inventory import read_inventory
-from rubin_monitoring.services.tasks import desired_tasks, run_taskmaker
+from rubin_monitoring.services.reconcile import reconcile
+from rubin_monitoring.services.tasks import TaskMaker, desired_tasks
 from rubin_monitoring.storage.http import InfluxHTTP
 from rubin_monitoring.storage.influxdb import InfluxDBStore
+from rubin_monitoring.testing.influxd import influx_server
+from rubin_monitoring.testing.phalanx import PhalanxRepo
 
 CONCURRENCY = 8
 OPTIONS = ReconcileOptions(concurrency=CONCURRENCY)
@@ -79,14 +76,14 @@ def main() -> None:
         )
 
         def make(store: InfluxDBStore) -> Report:
-            return run_bucketmaker(store, inventory, retention_seconds=7 * 86400, options=OPTIONS)
+            return reconcile(BucketMaker(store, inventory, 7 * 86400), OPTIONS)
 
         def mapper(store: InfluxDBStore) -> Report:
-            return run_bucketmapper(store, OPTIONS)
+            return reconcile(BucketMapper(store), OPTIONS)
 
         def tasks(store: InfluxDBStore) -> Report:
-            desired = desired_tasks(inventory.buckets, CHECK_NAMES, CheckParams())
-            return run_taskmaker(store, desired, OPTIONS)
+            desired = desired_tasks(inventory.buckets, CheckSettings(checks=CHECK_NAMES))
+            return reconcile(TaskMaker(store, desired), OPTIONS)
 
         totals: dict[str, list[float]] = {}
         for run in ("first", "no-op"):

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.influxd import InfluxServer, ServerUnavailable, influx_server
-from support.phalanx import PhalanxRepo
+
+from rubin_monitoring.testing.influxd import InfluxServer, ServerUnavailable, influx_server
+from rubin_monitoring.testing.phalanx import PhalanxRepo
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Command-line entry points. Thin: parse options, build via the factory, run, map errors."""
+"""Command-line entry points. Thin: parse options, build via the factory, run, render, exit."""
 
 from __future__ import annotations
 
@@ -27,30 +27,18 @@ from .config import (
     load_settings,
 )
 from .exceptions import RubinMonitoringError
-from .factory import influxdb_store, load_inventory
+from .factory import Factory
 from .logs import setup_logging
-from .output import emit_json, emit_report
-from .services.buckets import run_bucketmaker
-from .services.checks import CheckParams
-from .services.dbrps import run_bucketmapper
-from .services.notifier import notifier_options, run_notifier
-from .services.routes import load_routes
-from .services.tasks import desired_tasks, run_taskmaker, task_health
-from .services.tokens import (
-    DEFAULT_BOT_USER,
-    DEFAULT_SECRET_NAME,
-    ROLE_NAMES,
-    Role,
+from .models.tokens import DEFAULT_BOT_USER, DEFAULT_SECRET_NAME, Role
+from .progress import progress_for
+from .render import Rendered, render
+from .services.reconcile import ReconcilingJob, reconcile
+from .services.tokens import ROLE_NAMES, TokenReport
+from .storage.secret_manifest import (
     check_manifest_path,
-    render_tokens_text,
-    run_tokenmaker,
     secret_manifest_text,
-    tokens_to_json,
     write_secret_manifest,
 )
-from .storage.alerts import AlertStore
-from .storage.authorizations import AuthorizationStore
-from .storage.slack import SlackWebhooks
 
 log = logging.getLogger("rubin_monitoring")
 
@@ -76,10 +64,8 @@ JobFunc = Callable[..., int]
 
 
 def job(*groups: tuple[SettingSpec, ...]) -> Callable[[JobFunc], Callable[..., None]]:
-    """Give a job its options (common ones plus ``groups``), settings, logging, exit codes.
-
-    Options a command declares itself with click.option reach the job as keyword arguments.
-    """
+    """Give a command its options (common ones plus ``groups``), validated settings, logging
+    and exit code. Options a command declares itself reach it as keyword arguments."""
 
     def decorate(func: JobFunc) -> Callable[..., None]:
         return _wrap(func, [spec for group in (COMMON, *groups) for spec in group])
@@ -108,19 +94,35 @@ def _wrap(func: JobFunc, specs: list[SettingSpec]) -> Callable[..., None]:
     return command
 
 
+def _emit(result: Rendered, settings: Settings, *, manifest: Path | None = None) -> None:
+    click.echo(render(result, settings.output, manifest=manifest))
+
+
+def _reconcile(
+    settings: Settings, build: Callable[[Factory], ReconcilingJob[Any, Any, Any]]
+) -> int:
+    """Build a job with the factory, reconcile it, print its report; the report's exit code."""
+    with Factory(settings) as factory:
+        job = build(factory)
+        progress = progress_for(job.name, settings.output)
+        try:
+            report = reconcile(job, settings.reconcile, progress)
+        finally:
+            if progress is not None:
+                progress.close()
+    _emit(report, settings)
+    return report.exit_code
+
+
 @click.command("inventory")
 @job(REPOSITORY)
 def inventory_command(settings: Settings) -> int:
     """Print the environments, applications and buckets the repository enables."""
-    inventory = load_inventory(settings)
+    with Factory(settings) as factory:
+        inventory = factory.inventory()
     for problem in inventory.problems:
         log.error("%s", problem)
-    if settings.output == "json":
-        emit_json(inventory.to_json())
-    else:
-        for env in inventory.environments:
-            click.echo(f"{env.name} ({env.fqdn or '-'}, {env.file}): {' '.join(env.applications)}")
-        click.echo(f"buckets: {' '.join(inventory.buckets)}")
+    _emit(inventory, settings)
     return 1 if inventory.problems else 0
 
 
@@ -128,44 +130,14 @@ def inventory_command(settings: Settings) -> int:
 @job(INFLUXDB, RECONCILE, REPOSITORY, BUCKETS)
 def bucketmaker_command(settings: Settings) -> int:
     """One bucket per enabled application, plus multiapp_ and alerted_."""
-    inventory = load_inventory(settings)
-    with influxdb_store(settings) as store:
-        report = run_bucketmaker(
-            store,
-            inventory,
-            retention_seconds=settings.bucket_retention,
-            options=settings.reconcile_options(),
-        )
-    emit_report(report, settings.output)
-    return report.exit_code
+    return _reconcile(settings, Factory.bucketmaker)
 
 
 @click.command("bucketmapper")
 @job(INFLUXDB, RECONCILE)
 def bucketmapper_command(settings: Settings) -> int:
     """One default DBRP mapping per owned bucket, for InfluxQL clients."""
-    with influxdb_store(settings) as store:
-        report = run_bucketmapper(
-            store,
-            settings.reconcile_options(),
-        )
-    emit_report(report, settings.output)
-    return report.exit_code
-
-
-def _report_task_health(settings: Settings) -> int:
-    with influxdb_store(settings) as store:
-        health = task_health(store)
-    if settings.output == "json":
-        emit_json(health.to_json())
-    else:
-        click.echo(
-            f"taskmaker health: {len(health.failing)} of {health.owned} owned tasks "
-            "failed their last run"
-        )
-        for task in health.failing:
-            click.echo(f"  {task.name} ({task.id}): {task.last_run_error}")
-    return 1 if health.failing else 0
+    return _reconcile(settings, Factory.bucketmapper)
 
 
 @click.command("taskmaker")
@@ -177,24 +149,11 @@ def _report_task_health(settings: Settings) -> int:
 @job(INFLUXDB, RECONCILE, REPOSITORY, TASKS)
 def taskmaker_command(settings: Settings, health: bool) -> int:
     """Flux alert check tasks, one per application and enabled check."""
-    if health:
-        return _report_task_health(settings)
-    inventory = load_inventory(settings)
-    params = CheckParams(
-        every=settings.check_every,
-        window=settings.check_window,
-        cpu_threshold=settings.cpu_threshold,
-        memory_threshold=settings.memory_threshold,
-        pending_grace=settings.pending_grace,
-    )
-    desired = desired_tasks(inventory.buckets, settings.checks, params)
-    with influxdb_store(settings) as store:
-        report = run_taskmaker(
-            store,
-            desired,
-            settings.reconcile_options(),
-        )
-    emit_report(report, settings.output)
+    if not health:
+        return _reconcile(settings, Factory.taskmaker)
+    with Factory(settings) as factory:
+        report = factory.task_health()
+    _emit(report, settings)
     return report.exit_code
 
 
@@ -240,45 +199,28 @@ def tokenmaker_command(
 
     New token values go to stdout once, or only into --secret-manifest; never to the logs.
     """
-    manifest = secret_manifest
-    if manifest is not None:
-        check_manifest_path(manifest)
-    with influxdb_store(settings) as store:
-        result = run_tokenmaker(
-            store,
-            AuthorizationStore(store.http),
-            bot_user=bot_user,
-            roles=[Role(role) for role in roles],
-            rotate=rotate or settings.force,
-            prune=settings.prune,
-            dry_run=settings.dry_run,
+    if secret_manifest is not None:
+        check_manifest_path(secret_manifest)
+    with Factory(settings) as factory:
+        maker = factory.tokenmaker(
+            bot_user=bot_user, roles=[Role(role) for role in roles], rotate=rotate
         )
-    if manifest is not None and result.tokens:
-        write_secret_manifest(manifest, secret_manifest_text(result.tokens, secret_name, namespace))
-    if settings.output == "json":
-        emit_json(tokens_to_json(result, manifest=manifest))
-    else:
-        click.echo(render_tokens_text(result, manifest=manifest))
-    return result.exit_code
+        report = reconcile(maker, settings.reconcile)
+    assert isinstance(report, TokenReport)
+    if secret_manifest is not None and report.tokens:
+        text = secret_manifest_text(report.tokens, secret_name, namespace)
+        write_secret_manifest(secret_manifest, text)
+    _emit(report, settings, manifest=secret_manifest)
+    return report.exit_code
 
 
 @click.command("notifier")
 @job(INFLUXDB, NOTIFIER, DRY_RUN)
 def notifier_command(settings: Settings) -> int:
     """Slack alerts for multiapp_ findings, each sent once, recorded in alerted_."""
-    options = notifier_options(settings)
-    routes = load_routes(settings.slack_webhook_url, settings.slack_routes_file)
-    with influxdb_store(settings) as store:
-        report = run_notifier(
-            AlertStore(store.http, store.org),
-            SlackWebhooks(timeout=settings.slack_timeout),
-            routes,
-            options,
-        )
-    if settings.output == "json":
-        emit_json(report.to_json())
-    else:
-        click.echo(report.to_text())
+    with Factory(settings) as factory:
+        report = factory.run_notifier()
+    _emit(report, settings)
     return report.exit_code
 
 

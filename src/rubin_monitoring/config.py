@@ -2,19 +2,25 @@
 
 A flag wins over its environment variable, which wins over the default. Every invalid or missing
 setting raises :class:`ConfigError` naming the variable, so the CLI can print one line and exit 2.
+A command declares the groups of settings it uses; they are all parsed and validated when it
+starts, before anything is read or written, and reach the code as typed groups
+(:class:`InfluxDBSettings`, :class:`ReconcileOptions`, :class:`RepositorySettings`,
+:class:`CheckSettings`, :class:`NotifierSettings`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
 from .durations import parse_duration, parse_retention
 from .exceptions import ConfigError
 from .models.changes import ReconcileOptions
+from .models.checks import CHECK_NAMES, MAX_THRESHOLD, CheckSettings
 
 DEFAULT_PHALANX_REPO = "https://github.com/lsst-sqre/phalanx.git"
 ALERT_BUCKET = "multiapp_"
@@ -35,10 +41,29 @@ def parse_bool(text: str) -> bool:
 
 
 def parse_url(text: str) -> str:
+    """An http(s) URL, without a trailing slash."""
     parsed = urlparse(text.strip())
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError(f"{text!r} is not an http(s) URL")
     return text.strip().rstrip("/")
+
+
+def parse_influxdb_url(text: str) -> str:
+    """InfluxDB's base URL: scheme, host and port only. Credentials in the URL are refused
+    without echoing them (the token goes in INFLUXDB_TOKEN); so is a path, which the API would
+    answer with a misleading 404."""
+    parsed = urlparse(text.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError("is not an http(s) URL such as http://influxdb:8086")
+    if "@" in parsed.netloc:
+        raise ValueError(
+            "must not contain credentials (user:password@); give the token in INFLUXDB_TOKEN"
+        )
+    if parsed.path.strip("/") or parsed.query or parsed.fragment:
+        raise ValueError(
+            f"must be the server's base URL {parsed.scheme}://{parsed.netloc} without a path"
+        )
+    return f"{parsed.scheme}://{parsed.netloc}"
 
 
 def parse_choice(*choices: str) -> Callable[[str], str]:
@@ -90,15 +115,30 @@ def parse_positive_seconds(text: str) -> int:
 
 
 def parse_threshold(text: str) -> float:
-    from .services.checks import parse_threshold as parse
+    """A percentage above 0 and at most 1000."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"percentage {text!r} is not a number") from None
+    if math.isnan(value) or not 0 < value <= MAX_THRESHOLD:
+        raise ValueError(f"percentage {text!r} must be above 0 and at most 1000")
+    return value
 
-    return parse(text.strip(), "percentage")
 
-
-def parse_check_list(text: str) -> tuple[str, ...]:
-    from .services.checks import parse_checks
-
-    return parse_checks(text)
+def parse_checks(text: str) -> tuple[str, ...]:
+    """``"restarts, cpu"`` -> ``("restarts", "cpu")``: known names, duplicates dropped, in order."""
+    names: list[str] = []
+    for part in text.split(","):
+        name = part.strip().lower()
+        if not name:
+            continue
+        if name not in CHECK_NAMES:
+            raise ValueError(f"unknown check {name!r} (known: {', '.join(CHECK_NAMES)})")
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise ValueError(f"no checks given (choose from {', '.join(CHECK_NAMES)})")
+    return tuple(names)
 
 
 def parse_nonempty(text: str) -> str:
@@ -116,6 +156,7 @@ class SettingSpec:
     help: str
     secret: bool = False
     boolean: bool = False
+    required: bool = False
 
     @property
     def flag(self) -> str:
@@ -133,9 +174,10 @@ def _spec(
     default: str | None,
     help: str,
     secret: bool = False,
+    required: bool = False,
 ) -> SettingSpec:
     names = (env,) if isinstance(env, str) else env
-    return SettingSpec(field, names, parse, default, help, secret, parse is parse_bool)
+    return SettingSpec(field, names, parse, default, help, secret, parse is parse_bool, required)
 
 
 # Settings every job reads.
@@ -157,7 +199,14 @@ COMMON = (
     ),
 )
 INFLUXDB = (
-    _spec("influxdb_url", ("INFLUXDB_URL", "INFLUX_HOST"), parse_url, None, "InfluxDB base URL."),
+    _spec(
+        "influxdb_url",
+        ("INFLUXDB_URL", "INFLUX_HOST"),
+        parse_influxdb_url,
+        None,
+        "InfluxDB base URL (scheme, host, port).",
+        required=True,
+    ),
     _spec(
         "influxdb_token",
         ("INFLUXDB_TOKEN", "INFLUX_TOKEN"),
@@ -165,6 +214,7 @@ INFLUXDB = (
         None,
         "InfluxDB API token.",
         secret=True,
+        required=True,
     ),
     _spec(
         "influxdb_org",
@@ -172,6 +222,7 @@ INFLUXDB = (
         parse_nonempty,
         None,
         "InfluxDB organization name.",
+        required=True,
     ),
     _spec("http_timeout", "HTTP_TIMEOUT", parse_positive_int, "30", "Seconds per HTTP request."),
 )
@@ -205,7 +256,7 @@ TASKS = (
     _spec(
         "checks",
         "CHECKS",
-        parse_check_list,
+        parse_checks,
         "restarts,not_running,cpu",
         "Comma-separated checks to run per application (restarts, not_running, cpu, memory).",
     ),
@@ -289,52 +340,96 @@ SPECS: tuple[SettingSpec, ...] = (
     *TASKS,
     *NOTIFIER,
 )
-_BY_FIELD = {spec.field: spec for spec in SPECS}
+
+
+@dataclass(frozen=True)
+class InfluxDBSettings:
+    """Where InfluxDB is and how to talk to it."""
+
+    url: str
+    token: str = field(repr=False)
+    org: str
+    http_timeout: int = 30
+
+
+@dataclass(frozen=True)
+class RepositorySettings:
+    """The configuration repository and the ref to read."""
+
+    repo: str = DEFAULT_PHALANX_REPO
+    ref: str = "main"
+
+
+@dataclass(frozen=True)
+class NotifierSettings:
+    """Where alerts go and how often. ``webhook_url`` is a secret: never in repr or output."""
+
+    webhook_url: str | None = field(default=None, repr=False)
+    routes_file: str | None = None
+    lookback_seconds: int = 600
+    repeat_seconds: int = 3600
+    send_resolved: bool = False
+    slack_timeout: int = 10
 
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting, grouped. ``influxdb`` is None only for commands that never talk to it."""
+
     debug: bool
     log_format: str
     output: str
-    influxdb_url: str | None
-    influxdb_token: str | None
-    influxdb_org: str | None
-    http_timeout: int
-    force: bool
-    dry_run: bool
-    prune: bool
-    concurrency: int
-    phalanx_repo: str
-    phalanx_ref: str
+    influxdb: InfluxDBSettings | None
+    reconcile: ReconcileOptions
+    repository: RepositorySettings
     bucket_retention: int
-    checks: tuple[str, ...]
-    check_every: str
-    check_window: str
-    cpu_threshold: float
-    memory_threshold: float
-    pending_grace: str
-    slack_webhook_url: str | None
-    slack_routes_file: str | None
-    alert_lookback: int
-    alert_repeat_interval: int
-    send_resolved: bool
-    slack_timeout: int
+    checks: CheckSettings
+    notifier: NotifierSettings
 
-    def reconcile_options(self) -> ReconcileOptions:
-        return ReconcileOptions(self.force, self.prune, self.dry_run, self.concurrency)
+    @property
+    def dry_run(self) -> bool:
+        return self.reconcile.dry_run
 
-    def require_influxdb(self) -> tuple[str, str, str]:
-        """URL, token and org, or :class:`ConfigError` naming the first one missing."""
-        values = (self.influxdb_url, self.influxdb_token, self.influxdb_org)
-        for field, value in zip(
-            ("influxdb_url", "influxdb_token", "influxdb_org"), values, strict=True
-        ):
-            if value is None:
-                raise ConfigError(f"{_BY_FIELD[field].label} is not set")
-        url, token, org = values
-        assert url is not None and token is not None and org is not None
-        return url, token, org
+
+def _group(values: Mapping[str, Any]) -> Settings:
+    influxdb = None
+    if values["influxdb_url"] is not None:
+        influxdb = InfluxDBSettings(
+            url=values["influxdb_url"],
+            token=values["influxdb_token"],
+            org=values["influxdb_org"],
+            http_timeout=values["http_timeout"],
+        )
+    return Settings(
+        debug=values["debug"],
+        log_format=values["log_format"],
+        output=values["output"],
+        influxdb=influxdb,
+        reconcile=ReconcileOptions(
+            force=values["force"],
+            prune=values["prune"],
+            dry_run=values["dry_run"],
+            concurrency=values["concurrency"],
+        ),
+        repository=RepositorySettings(repo=values["phalanx_repo"], ref=values["phalanx_ref"]),
+        bucket_retention=values["bucket_retention"],
+        checks=CheckSettings(
+            checks=values["checks"],
+            every=values["check_every"],
+            window=values["check_window"],
+            cpu_threshold=values["cpu_threshold"],
+            memory_threshold=values["memory_threshold"],
+            pending_grace=values["pending_grace"],
+        ),
+        notifier=NotifierSettings(
+            webhook_url=values["slack_webhook_url"],
+            routes_file=values["slack_routes_file"],
+            lookback_seconds=values["alert_lookback"],
+            repeat_seconds=values["alert_repeat_interval"],
+            send_resolved=values["send_resolved"],
+            slack_timeout=values["slack_timeout"],
+        ),
+    )
 
 
 def load_settings(
@@ -342,14 +437,17 @@ def load_settings(
     specs: Iterable[SettingSpec] = SPECS,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Build settings; ``flags`` maps field names to flag values (None when not given).
+    """Parse and validate the settings in ``specs`` (the groups the running command uses);
+    ``flags`` maps field names to flag values (None when not given).
 
-    Only ``specs`` (the settings the running job uses) are read from flags and environment;
-    the others keep their defaults, so a stray variable for another job cannot break this one.
+    Only ``specs`` are read from flags and environment; the others keep their defaults, so a
+    stray variable for another job cannot break this one. Raises :class:`ConfigError` naming
+    the variable for a missing required or an invalid value (a secret's value is never shown).
     """
     env = os.environ if environ is None else environ
     used = {spec.field for spec in specs}
     values: dict[str, Any] = {}
+    missing: list[SettingSpec] = []
     for spec in SPECS:
         if spec.field not in used:
             values[spec.field] = None if spec.default is None else spec.parse(spec.default)
@@ -364,6 +462,8 @@ def load_settings(
         if raw is None:
             raw = spec.default
         if raw is None:
+            if spec.required:
+                missing.append(spec)
             values[spec.field] = None
             continue
         try:
@@ -371,4 +471,6 @@ def load_settings(
         except ValueError as error:
             detail = "invalid value" if spec.secret else str(error)
             raise ConfigError(f"invalid {spec.label}: {detail}") from None
-    return Settings(**values)
+    if missing:
+        raise ConfigError(f"{missing[0].label} is not set")
+    return _group(values)

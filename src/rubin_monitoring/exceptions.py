@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 EXIT_OK = 0
 EXIT_CHANGES_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INFLUXDB_UNAVAILABLE = 3
+EXIT_LEASE_HELD = 4
+
+# Gravest first: the code a run exits with when it met several kinds of error.
+_GRAVITY = (EXIT_INFLUXDB_UNAVAILABLE, EXIT_BAD_INPUT, EXIT_LEASE_HELD, EXIT_CHANGES_FAILED)
+
+
+def exit_code(errors: Iterable[RubinMonitoringError], *, failed: bool) -> int:
+    """The one exit-code rule of every job: the gravest error's code (3 InfluxDB refused the
+    token or went away, 2 bad input, 4 another run holds the lease, 1 anything else); else 1 if
+    ``failed`` (a change or delivery failed, or a conflict needs a person); else 0."""
+    codes = {error.exit_code for error in errors}
+    for code in _GRAVITY:
+        if code in codes:
+            return code
+    return EXIT_CHANGES_FAILED if failed else EXIT_OK
 
 
 class RubinMonitoringError(Exception):
@@ -62,3 +79,9 @@ class InfluxDBUnavailableError(RubinMonitoringError):
     """InfluxDB could not be reached after retries."""
 
     exit_code = EXIT_INFLUXDB_UNAVAILABLE
+
+
+class LeaseHeldError(RubinMonitoringError):
+    """Another run of a writing job holds the lease; this run changed nothing."""
+
+    exit_code = EXIT_LEASE_HELD

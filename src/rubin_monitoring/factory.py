@@ -1,27 +1,142 @@
-"""Builds clients and services from settings: the only place that wires things together."""
+"""Builds every store, sender and job from the settings: the only place that wires things.
+
+The CLI makes one :class:`Factory` per run, asks it for a job, runs the job, renders the result
+and exits; it never builds a client itself. Clients are made on first use and closed with the
+factory.
+"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable
+from types import TracebackType
 
-from .config import Settings
+from influxdb_client.client.influxdb_client import InfluxDBClient
+
+from .config import InfluxDBSettings, Settings
+from .exceptions import ConfigError
+from .models.alerts import NotifierReport, Route
 from .models.inventory import Inventory
+from .models.tokens import Role
+from .services.buckets import BucketMaker
+from .services.dbrps import BucketMapper
 from .services.inventory import read_inventory
+from .services.notifier import notifier_options, run_notifier
+from .services.routes import load_routes
+from .services.tasks import TaskHealth, TaskMaker, desired_tasks, task_health
+from .services.tokens import TokenMaker
+from .storage.alerts import AlertStore, open_client
+from .storage.authorizations import AuthorizationStore
 from .storage.gitrepo import checkout
 from .storage.http import InfluxHTTP
 from .storage.influxdb import InfluxDBStore
+from .storage.slack import SlackWebhooks
 
 
-def load_inventory(settings: Settings) -> Inventory:
-    with checkout(settings.phalanx_repo, settings.phalanx_ref) as root:
-        return read_inventory(root)
+class Factory:
+    """Builds what one run of one command needs from ``settings``; use it as a context
+    manager so the clients it made are closed."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._http: InfluxHTTP | None = None
+        self._client: InfluxDBClient | None = None
+        self._inventory: Inventory | None = None
 
-@contextlib.contextmanager
-def influxdb_store(settings: Settings) -> Iterator[InfluxDBStore]:
-    url, token, org = settings.require_influxdb()
-    with InfluxHTTP(
-        url, token, timeout=settings.http_timeout, max_connections=settings.concurrency + 2
-    ) as http:
-        yield InfluxDBStore(http, org)
+    def __enter__(self) -> Factory:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # Settings and inputs
+
+    @property
+    def influxdb(self) -> InfluxDBSettings:
+        if self.settings.influxdb is None:
+            raise ConfigError("INFLUXDB_URL (--influxdb-url) is not set")
+        return self.settings.influxdb
+
+    def inventory(self) -> Inventory:
+        """The configuration repository's inventory, read once per run."""
+        if self._inventory is None:
+            repository = self.settings.repository
+            with checkout(repository.repo, repository.ref) as root:
+                self._inventory = read_inventory(root)
+        return self._inventory
+
+    def routes(self) -> list[Route]:
+        notifier = self.settings.notifier
+        return load_routes(notifier.webhook_url, notifier.routes_file)
+
+    # Stores and senders
+
+    def http(self) -> InfluxHTTP:
+        if self._http is None:
+            influxdb = self.influxdb
+            self._http = InfluxHTTP(
+                influxdb.url,
+                influxdb.token,
+                timeout=influxdb.http_timeout,
+                max_connections=self.settings.reconcile.concurrency + 2,
+            )
+        return self._http
+
+    def influxdb_store(self) -> InfluxDBStore:
+        return InfluxDBStore(self.http(), self.influxdb.org)
+
+    def authorization_store(self) -> AuthorizationStore:
+        return AuthorizationStore(self.http())
+
+    def alert_store(self) -> AlertStore:
+        if self._client is None:
+            influxdb = self.influxdb
+            self._client = open_client(
+                influxdb.url, influxdb.token, influxdb.org, timeout=influxdb.http_timeout
+            )
+        return AlertStore(self._client, self.influxdb.org)
+
+    def slack_sender(self) -> SlackWebhooks:
+        return SlackWebhooks(timeout=self.settings.notifier.slack_timeout)
+
+    # Jobs
+
+    def bucketmaker(self) -> BucketMaker:
+        return BucketMaker(self.influxdb_store(), self.inventory(), self.settings.bucket_retention)
+
+    def bucketmapper(self) -> BucketMapper:
+        return BucketMapper(self.influxdb_store())
+
+    def taskmaker(self) -> TaskMaker:
+        desired = desired_tasks(self.inventory().buckets, self.settings.checks)
+        return TaskMaker(self.influxdb_store(), desired)
+
+    def task_health(self) -> TaskHealth:
+        return task_health(self.influxdb_store())
+
+    def tokenmaker(self, *, bot_user: str, roles: Iterable[Role], rotate: bool) -> TokenMaker:
+        return TokenMaker(
+            self.influxdb_store(),
+            self.authorization_store(),
+            bot_user=bot_user,
+            roles=roles,
+            rotate=rotate,
+        )
+
+    def run_notifier(self) -> NotifierReport:
+        """Run the notifier: routes are loaded (and checked) before InfluxDB is asked."""
+        options = notifier_options(self.settings.notifier, dry_run=self.settings.dry_run)
+        routes = self.routes()
+        return run_notifier(self.alert_store(), self.slack_sender(), routes, options)

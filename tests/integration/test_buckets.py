@@ -7,8 +7,9 @@ from typing import Any
 import httpx
 import pytest
 from support.cli import Run, run_cli
-from support.flux import create_bucket
-from support.phalanx import PhalanxRepo
+
+from rubin_monitoring.testing.flux import create_bucket
+from rubin_monitoring.testing.phalanx import PhalanxRepo
 
 pytestmark = pytest.mark.integration
 
@@ -119,8 +120,7 @@ def test_disabled_app_is_an_orphan_and_kept_until_prune(org: Any, repo: PhalanxR
     assert [(o["kind"], o["name"]) for o in made.json()["orphans"]] == [("bucket", "gafaelfawr")]
     assert "gafaelfawr" in buckets(org)
 
-    made = run_cli(["bucketmaker", "--output", "json", "--prune"],
-                   org.env(PHALANX_REPO=repo.url))
+    made = run_cli(["bucketmaker", "--output", "json", "--prune"], org.env(PHALANX_REPO=repo.url))
     assert made.exit_code == 0
     assert [(c["action"], c["name"], c["status"]) for c in made.changes] == [
         ("delete", "gafaelfawr", "done")
@@ -183,9 +183,7 @@ def test_retention_change_updates_in_place(org: Any, repo: PhalanxRepo) -> None:
     assert mapped.exit_code == 0
 
 
-def test_invalid_app_name_is_reported_and_the_rest_proceed(
-    org: Any, phalanx: PhalanxRepo
-) -> None:
+def test_invalid_app_name_is_reported_and_the_rest_proceed(org: Any, phalanx: PhalanxRepo) -> None:
     phalanx.set_apps({"good": True, "-bad": True}, {"dev": {}})
     made = run_cli(["bucketmaker", "--output", "json"], org.env(PHALANX_REPO=phalanx.url))
     assert made.exit_code == 1
@@ -203,9 +201,7 @@ def one_error_line(run: Run) -> str:
     return lines[0]
 
 
-def test_bad_yaml_names_file_and_line_and_changes_nothing(
-    org: Any, phalanx: PhalanxRepo
-) -> None:
+def test_bad_yaml_names_file_and_line_and_changes_nothing(org: Any, phalanx: PhalanxRepo) -> None:
     phalanx.set_apps({"argocd": True}, {"dev": {}})
     phalanx.write("environments/values-dev.yaml", "name: dev\napplications:\n  argocd: [true\n")
     phalanx.commit("broken")
@@ -237,8 +233,9 @@ def test_ref_selects_the_branch(org: Any, repo: PhalanxRepo) -> None:
     repo.repo.git.checkout("-b", "next")
     repo.set_apps({**APPS, "only-on-next": True}, ENVS)
     repo.repo.git.checkout("main")
-    run = run_cli(["inventory", "--output", "json"],
-                  org.env(PHALANX_REPO=repo.url, PHALANX_REF="next"))
+    run = run_cli(
+        ["inventory", "--output", "json"], org.env(PHALANX_REPO=repo.url, PHALANX_REF="next")
+    )
     assert run.exit_code == 0
     assert "only-on-next" in run.json()["applications"]
 

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support.flux import (
+
+from rubin_monitoring.models.checks import CheckSettings
+from rubin_monitoring.services.checks import render_check
+from rubin_monitoring.testing.flux import (
     Alert,
     InfluxOrg,
     TaskRun,
@@ -20,8 +23,6 @@ from support.flux import (
     run_task_and_wait,
     write_lines,
 )
-
-from rubin_monitoring.services.checks import CheckParams, render_check
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +106,7 @@ def run_check(
     check: str,
     scenario: Scenario,
     *,
-    params: CheckParams | None = None,
+    params: CheckSettings | None = None,
     runs: int = 1,
 ) -> list[TaskRun]:
     """Write the scenario, install the rendered check as a task, run it ``runs`` times."""
@@ -115,17 +116,17 @@ def run_check(
         write_lines(org, APPLICATION, scenario.lines)
     flux = render_check(
         check,
-        application=APPLICATION,
+        bucket=APPLICATION,
         task_name=f"{APPLICATION}-{check}",
         offset="0s",
-        params=params or CheckParams(),
+        settings=params or CheckSettings(),
     )
     task_id = create_task(org, flux)
     stored = get_task(org, task_id)
     # What the task reconciler compares: InfluxDB keeps the script as sent.
     assert stored["flux"] == flux
     assert stored["name"] == f"{APPLICATION}-{check}"
-    assert stored["every"] == (params or CheckParams()).every
+    assert stored["every"] == (params or CheckSettings()).every
     finished = [run_task_and_wait(org, task_id)]
     while len(finished) < runs:
         # Distinct scheduled times, so each run writes its own points.
@@ -390,7 +391,7 @@ def test_cpu_threshold_is_a_parameter(org: InfluxOrg, scenario: Scenario) -> Non
     limits = {"restarts_total": 0, "state_code": 0, "resource_limits_millicpu_units": 2000}
     scenario.inventory("web-1", "web", samples, limits)
     scenario.kubelet("web-1", "web", samples, {"cpu_usage_nanocores": 1_234_000_000})  # 61.7%
-    (run,) = run_check(org, "cpu", scenario, params=CheckParams(cpu_threshold=60.0))
+    (run,) = run_check(org, "cpu", scenario, params=CheckSettings(cpu_threshold=60.0))
     (alert,) = alerts_of(org, run)
     assert alert.value == pytest.approx(61.7)
     assert "used 61.7% of its CPU limit of 2000m" in alert.message

@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from support.flux import create_bucket
+
+from rubin_monitoring.testing.flux import create_bucket
 
 pytestmark = pytest.mark.integration
 
@@ -22,8 +23,11 @@ def test_dashboard_applies_and_its_queries_run(org: Any, path: Path) -> None:
         create_bucket(org, bucket)
     with httpx.Client(base_url=org.url, headers=headers, timeout=30) as client:
         document = yaml.safe_load(path.read_text())
-        body = {"orgID": org.id, "dryRun": False,
-                "template": {"contentType": "json", "contents": [document]}}
+        body = {
+            "orgID": org.id,
+            "dryRun": False,
+            "template": {"contentType": "json", "contents": [document]},
+        }
         response = client.post("/api/v2/templates/apply", json=body)
         assert response.status_code == 201, response.text
         assert not response.json().get("errors"), response.json()["errors"]
@@ -32,8 +36,11 @@ def test_dashboard_applies_and_its_queries_run(org: Any, path: Path) -> None:
 
         for chart in document["spec"]["charts"]:
             for query in chart["queries"]:
-                flux = ('v = {timeRangeStart: -1h, timeRangeStop: now(), windowPeriod: 1m}\n'
-                        + query["query"])
-                result = client.post("/api/v2/query", params={"orgID": org.id},
-                                     json={"query": flux, "type": "flux"})
+                flux = (
+                    "v = {timeRangeStart: -1h, timeRangeStop: now(), windowPeriod: 1m}\n"
+                    + query["query"]
+                )
+                result = client.post(
+                    "/api/v2/query", params={"orgID": org.id}, json={"query": flux, "type": "flux"}
+                )
                 assert result.status_code == 200, (chart["name"], result.text)

@@ -18,7 +18,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from conftest import OrgUnderTest
-from support.flux import (
+
+from rubin_monitoring.cli import notifier_command
+from rubin_monitoring.models.checks import CheckSettings
+from rubin_monitoring.services.checks import render_check
+from rubin_monitoring.testing.flux import (
     create_bucket,
     create_task,
     line_protocol,
@@ -28,7 +32,7 @@ from support.flux import (
     run_task_and_wait,
     write_lines,
 )
-from support.slack_server import (
+from rubin_monitoring.testing.slack_server import (
     SECRET_PATH,
     Fail,
     Hang,
@@ -39,9 +43,6 @@ from support.slack_server import (
     min_gap,
     slack_server,
 )
-
-from rubin_monitoring.cli import notifier_command
-from rubin_monitoring.services.checks import CheckParams, render_check
 
 pytestmark = pytest.mark.integration
 
@@ -370,10 +371,10 @@ def test_end_to_end_from_telegraf_data_to_slack_once(
     write_lines(buckets, "mobu", lines)
     flux = render_check(
         "restarts",
-        application="mobu",
+        bucket="mobu",
         task_name="mobu-restarts",
         offset="0s",
-        params=CheckParams(),
+        settings=CheckSettings(),
     )
     task_id = create_task(buckets, flux)
     first = run_task_and_wait(buckets, task_id)

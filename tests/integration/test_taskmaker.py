@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 from support.cli import Run, run_cli
-from support.phalanx import PhalanxRepo
+
+from rubin_monitoring.testing.phalanx import PhalanxRepo
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +30,11 @@ def tasks(org: Any) -> list[dict[str, Any]]:
 
 
 def owned(org: Any) -> dict[str, dict[str, Any]]:
-    return {t["name"]: t for t in tasks(org) if "managed-by=rubin-monitoring" in
-            (t.get("description") or "")}
+    return {
+        t["name"]: t
+        for t in tasks(org)
+        if "managed-by=rubin-monitoring" in (t.get("description") or "")
+    }
 
 
 def taskmaker(org: Any, repo: PhalanxRepo, *flags: str, **env: str) -> Run:
@@ -58,7 +62,8 @@ def test_first_run_creates_one_task_per_app_and_check_then_converges(
         app, check = name.split()
         assert task["status"] == "active"
         assert task["every"] == "5m"
-        assert f"app={app} check={check}" in task["description"]
+        marker = f"(managed-by=rubin-monitoring bucket={app} check={check})"
+        assert task["description"].endswith(marker)
         assert f'application = "{app}"' in task["flux"]
         assert "multiapp_" in task["flux"]
     offsets = {t["offset"] for t in created.values()}
@@ -76,8 +81,9 @@ def test_hand_edited_task_is_restored_in_place(org: Any, repo: PhalanxRepo) -> N
     with api(org) as client:
         edited = original["flux"].replace("multiapp_", "somewhere_else")
         client.patch(f"/api/v2/tasks/{original['id']}", json={"flux": edited}).raise_for_status()
-        client.patch(f"/api/v2/tasks/{owned(org)['mobu_x restarts']['id']}",
-                     json={"every": "1h"}).raise_for_status()
+        client.patch(
+            f"/api/v2/tasks/{owned(org)['mobu_x restarts']['id']}", json={"every": "1h"}
+        ).raise_for_status()
 
     run = taskmaker(org, repo)
     assert run.exit_code == 0
@@ -99,8 +105,9 @@ def test_template_change_updates_every_owned_task_in_place(
     before = {name: t["id"] for name, t in owned(org).items()}
 
     from rubin_monitoring.services import tasks as task_service
+    from rubin_monitoring.services.checks import render_check
 
-    render = task_service.render_check
+    render = render_check
 
     def changed_template(*args: Any, **kwargs: Any) -> str:
         return render(*args, **kwargs) + "// template revision 2\n"
@@ -122,13 +129,13 @@ def test_setting_change_reaches_existing_tasks(org: Any, repo: PhalanxRepo) -> N
     }
 
 
-def test_force_recreates_owned_tasks_and_leaves_unowned_alone(
-    org: Any, repo: PhalanxRepo
-) -> None:
+def test_force_recreates_owned_tasks_and_leaves_unowned_alone(org: Any, repo: PhalanxRepo) -> None:
     taskmaker(org, repo)
     before = owned(org)
-    theirs_flux = 'option task = {name: "argocd cpu", every: 1h}\nfrom(bucket: "argocd") ' \
-                  '|> range(start: -1h) |> yield()\n'
+    theirs_flux = (
+        'option task = {name: "argocd cpu", every: 1h}\nfrom(bucket: "argocd") '
+        "|> range(start: -1h) |> yield()\n"
+    )
     with api(org) as client:
         response = client.post("/api/v2/tasks", json={"orgID": org.id, "flux": theirs_flux})
         response.raise_for_status()

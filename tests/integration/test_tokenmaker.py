@@ -20,15 +20,16 @@ import httpx
 import pytest
 import yaml
 from support.cli import Run, run_cli
-from support.influxd import InfluxServer
-from support.phalanx import PhalanxRepo
 
 from rubin_monitoring.models.changes import ReconcileOptions
 from rubin_monitoring.models.inventory import Environment, Inventory
-from rubin_monitoring.services.buckets import run_bucketmaker
+from rubin_monitoring.services.buckets import BucketMaker
+from rubin_monitoring.services.reconcile import reconcile
 from rubin_monitoring.storage.authorizations import OWNER, AuthorizationStore
 from rubin_monitoring.storage.http import InfluxHTTP
 from rubin_monitoring.storage.influxdb import InfluxDBStore
+from rubin_monitoring.testing.influxd import InfluxServer
+from rubin_monitoring.testing.phalanx import PhalanxRepo
 
 pytestmark = pytest.mark.integration
 
@@ -81,12 +82,8 @@ def client(org: Org, token: str | None = None) -> httpx.Client:
 def make_buckets(org: Org, apps: tuple[str, ...] = APPS) -> None:
     inventory = Inventory((Environment("test", None, "values-test.yaml", apps),))
     with InfluxHTTP(org.url, org.token) as http:
-        report = run_bucketmaker(
-            InfluxDBStore(http, org.name),
-            inventory,
-            retention_seconds=0,
-            options=ReconcileOptions(concurrency=4),
-        )
+        maker = BucketMaker(InfluxDBStore(http, org.name), inventory, retention_seconds=0)
+        report = reconcile(maker, ReconcileOptions(concurrency=4))
     assert report.exit_code == 0
 
 

@@ -29,9 +29,7 @@ class Run:
         return list(self.json()["changes"])
 
 
-def run_cli(
-    args: Sequence[str], env: dict[str, str], secrets: Sequence[str] = ()
-) -> Run:
+def run_cli(args: Sequence[str], env: dict[str, str], secrets: Sequence[str] = ()) -> Run:
     """Run ``rubin-monitoring ARGS`` with exactly ``env`` as the toolkit's settings."""
     isolated: dict[str, str | None] = {name: None for name in SETTING_VARIABLES}
     isolated.update(env)

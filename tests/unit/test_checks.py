@@ -6,28 +6,36 @@ import re
 
 import pytest
 
+from rubin_monitoring.config import TASKS, load_settings, parse_checks
 from rubin_monitoring.durations import parse_duration
-from rubin_monitoring.services.checks import (
-    CHECK_NAMES,
-    DEFAULT_SEVERITY,
-    CheckParams,
-    flux_float,
-    flux_string,
-    parse_check_params,
-    parse_checks,
-    render_check,
-)
+from rubin_monitoring.exceptions import ConfigError
+from rubin_monitoring.models.checks import CHECK_NAMES, DEFAULT_SEVERITY, CheckSettings
+from rubin_monitoring.services.checks import flux_float, flux_string, render_check
 
 
 def render(check: str, **overrides: object) -> str:
     arguments: dict[str, object] = {
-        "application": "mobu_x",
+        "bucket": "mobu_x",
         "task_name": f"mobu_x-{check}",
         "offset": "1m",
-        "params": CheckParams(),
+        "settings": CheckSettings(),
     }
     arguments.update(overrides)
     return render_check(check, **arguments)  # type: ignore[arg-type]
+
+
+def parse_check_params(
+    every: str, window: str, cpu_threshold: str, memory_threshold: str, pending_grace: str
+) -> CheckSettings:
+    """The check settings as the toolkit loads them from the environment (validated once)."""
+    environ = {
+        "CHECK_EVERY": every,
+        "CHECK_WINDOW": window,
+        "CPU_THRESHOLD": cpu_threshold,
+        "MEMORY_THRESHOLD": memory_threshold,
+        "PENDING_GRACE": pending_grace,
+    }
+    return load_settings({}, TASKS, environ=environ).checks
 
 
 # parse_checks
@@ -54,8 +62,9 @@ def test_parse_checks_names_the_unknown_check() -> None:
 
 
 def test_parse_check_params_defaults() -> None:
-    assert parse_check_params("5m", "10m", "90", "90", "10m") == CheckParams()
-    assert CheckParams() == CheckParams("5m", "10m", 90.0, 90.0, "10m")
+    assert parse_check_params("5m", "10m", "90", "90", "10m") == CheckSettings()
+    defaults = ("restarts", "not_running", "cpu")
+    assert CheckSettings() == CheckSettings(defaults, "5m", "10m", 90.0, 90.0, "10m")
     assert DEFAULT_SEVERITY == {
         "restarts": "warning",
         "not_running": "critical",
@@ -66,7 +75,7 @@ def test_parse_check_params_defaults() -> None:
 
 def test_parse_check_params_accepts_compound_durations_and_decimals() -> None:
     params = parse_check_params(" 30s", "1h30m", "95.5", "1000", "0s")
-    assert params == CheckParams("30s", "1h30m", 95.5, 1000.0, "0s")
+    assert params == CheckSettings(CheckSettings().checks, "30s", "1h30m", 95.5, 1000.0, "0s")
 
 
 @pytest.mark.parametrize(
@@ -88,15 +97,19 @@ def test_parse_check_params_accepts_compound_durations_and_decimals() -> None:
 def test_parse_check_params_rejects_bad_durations(
     every: str, window: str, grace: str, bad: str
 ) -> None:
-    with pytest.raises(ValueError, match=re.escape(bad)):
+    with pytest.raises(ConfigError, match=re.escape(bad)):
         parse_check_params(every, window, "90", "90", grace)
 
 
 @pytest.mark.parametrize("value", ["abc", "", "0", "-5", "1000.5", "nan", "inf", "1e9"])
 def test_parse_check_params_rejects_bad_thresholds(value: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(f"CPU threshold {value!r}")):
+    with pytest.raises(
+        ConfigError, match=re.escape(f"CPU_THRESHOLD (--cpu-threshold): percentage {value!r}")
+    ):
         parse_check_params("5m", "10m", value, "90", "10m")
-    with pytest.raises(ValueError, match=re.escape(f"memory threshold {value!r}")):
+    with pytest.raises(
+        ConfigError, match=re.escape(f"MEMORY_THRESHOLD (--memory-threshold): percentage {value!r}")
+    ):
         parse_check_params("5m", "10m", "90", value, "10m")
 
 
@@ -169,21 +182,21 @@ def test_alert_bucket_is_a_parameter() -> None:
 
 
 def test_strings_are_escaped_everywhere() -> None:
-    script = render("restarts", application='we"ird\\${app}', task_name='t"1')
+    script = render("restarts", bucket='we"ird\\${app}', task_name='t"1')
     assert script.splitlines()[0] == 'option task = {name: "t\\"1", every: 5m, offset: 1m}'
     assert 'application = "we\\"ird\\\\\\${app}"' in script
     assert 'we"ird' not in script.replace('we\\"ird', "")
 
 
 def test_window_and_thresholds_are_rendered() -> None:
-    params = CheckParams(
+    params = CheckSettings(
         every="1m", window="15m", cpu_threshold=75.5, memory_threshold=80.0, pending_grace="5m"
     )
-    assert "range(start: -15m)" in render("restarts", params=params)
-    assert 'windowText = "15m"' in render("restarts", params=params)
-    assert "threshold = 75.5\n" in render("cpu", params=params)
-    assert "threshold = 80.0\n" in render("memory", params=params)
-    not_running = render("not_running", params=params)
+    assert "range(start: -15m)" in render("restarts", settings=params)
+    assert 'windowText = "15m"' in render("restarts", settings=params)
+    assert "threshold = 75.5\n" in render("cpu", settings=params)
+    assert "threshold = 80.0\n" in render("memory", settings=params)
+    not_running = render("not_running", settings=params)
     # Reads window + grace back, so it can tell how long a container has been starting.
     assert "range(start: -20m)" in not_running
     assert "windowSeconds = 900\n" in not_running
@@ -211,14 +224,7 @@ def test_bad_offset_is_rejected(offset: str) -> None:
         render("cpu", offset=offset)
 
 
-@pytest.mark.parametrize("field", ["application", "task_name", "alert_bucket"])
+@pytest.mark.parametrize("field", ["bucket", "task_name", "alert_bucket"])
 def test_empty_names_are_rejected(field: str) -> None:
     with pytest.raises(ValueError, match="is empty"):
         render("cpu", **{field: " "})
-
-
-def test_unvalidated_params_are_checked_at_render_time() -> None:
-    with pytest.raises(ValueError, match="'soon'"):
-        render("cpu", params=CheckParams(every="soon"))
-    with pytest.raises(ValueError, match="CPU threshold"):
-        render("cpu", params=CheckParams(cpu_threshold=0.0))

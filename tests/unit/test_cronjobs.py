@@ -22,8 +22,9 @@ def container(path: Path) -> dict[str, Any]:
     return dict(doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0])
 
 
-@pytest.mark.parametrize("path", [p for p in CRONJOBS if "kind: CronJob" in p.read_text()],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [p for p in CRONJOBS if "kind: CronJob" in p.read_text()], ids=lambda p: p.name
+)
 def test_cronjob_runs_a_console_script_with_known_settings(path: Path) -> None:
     spec = container(path)
     assert spec["command"][0] in SCRIPTS

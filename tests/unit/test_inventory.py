@@ -15,10 +15,14 @@ def write(root: Path, name: str, text: str) -> None:
 
 
 def test_environments_merge_defaults_and_overrides(tmp_path: Path) -> None:
-    write(tmp_path, "values.yaml",
-          "applications:\n  argocd: true\n  nublado: false\n  mobu-x: true\n")
-    write(tmp_path, "values-dev.yaml", "name: dev\nfqdn: dev.example.com\napplications:\n"
-          "  nublado: true\n  mobu-x: false\n")
+    write(
+        tmp_path, "values.yaml", "applications:\n  argocd: true\n  nublado: false\n  mobu-x: true\n"
+    )
+    write(
+        tmp_path,
+        "values-dev.yaml",
+        "name: dev\nfqdn: dev.example.com\napplications:\n  nublado: true\n  mobu-x: false\n",
+    )
     write(tmp_path, "values-prod.yaml", "name: prod\nfqdn: prod.example.com\napplications: null\n")
     write(tmp_path, "values-bare.yaml", "fqdn: bare.example.com\n")
     write(tmp_path, "README.md", "not an environment")
@@ -46,12 +50,21 @@ def test_invalid_names_are_problems_naming_file_and_app(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "text", "message"),
     [
-        ("values-dev.yaml", "applications:\n  a: [true\n",
-         "environments/values-dev.yaml: line 3, column 1: invalid YAML"),
-        ("values-dev.yaml", "applications:\n  a: maybe\n",
-         "environments/values-dev.yaml: applications.a: expected true or false, got 'maybe'"),
-        ("values-dev.yaml", "applications: [a, b]\n",
-         "environments/values-dev.yaml: field 'applications' must be a mapping"),
+        (
+            "values-dev.yaml",
+            "applications:\n  a: [true\n",
+            "environments/values-dev.yaml: line 3, column 1: invalid YAML",
+        ),
+        (
+            "values-dev.yaml",
+            "applications:\n  a: maybe\n",
+            "environments/values-dev.yaml: applications.a: expected true or false, got 'maybe'",
+        ),
+        (
+            "values-dev.yaml",
+            "applications: [a, b]\n",
+            "environments/values-dev.yaml: field 'applications' must be a mapping",
+        ),
         ("values-dev.yaml", "- a\n", "environments/values-dev.yaml: expected a mapping"),
     ],
 )

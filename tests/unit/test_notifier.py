@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
-from support.slack_server import SECRET, assert_no_secret
 
-from rubin_monitoring.config import load_settings
+from rubin_monitoring.config import NOTIFIER, load_settings
 from rubin_monitoring.exceptions import ConfigError
 from rubin_monitoring.models.alerts import (
     Alert,
@@ -23,6 +23,7 @@ from rubin_monitoring.models.alerts import (
     NotifierReport,
     Route,
 )
+from rubin_monitoring.render import render_text, to_json
 from rubin_monitoring.services.notifier import (
     SLACK_TEXT_LIMIT,
     collapse,
@@ -34,8 +35,9 @@ from rubin_monitoring.services.notifier import (
     split_messages,
 )
 from rubin_monitoring.services.routes import load_routes, parse_routes, route_for
-from rubin_monitoring.storage.alerts import parse_csv, record_line
+from rubin_monitoring.storage.alerts import record_point
 from rubin_monitoring.storage.slack import redact
+from rubin_monitoring.testing.slack_server import SECRET, assert_no_secret
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 HOOK = f"https://hooks.slack.com/services/T000/B000/{SECRET}"
@@ -230,14 +232,14 @@ def test_report_json_names_routes_never_urls() -> None:
         suppressed=[],
         results=[MessageResult(messages[0], Delivery.FAILED, "Slack answered 500", 3)],
     )
-    data = report.to_json()
+    data = to_json(report)
     assert data["job"] == "notifier" and data["dry_run"] is False
-    assert data["summary"]["failed"] == 1  # type: ignore[index]
+    assert cast(dict[str, int], data["summary"])["failed"] == 1
     assert data["failures"] == [
         {"route": "default", "dedup_key": "a", "status": "failed", "error": "Slack answered 500"}
     ]
     assert report.exit_code == 1
-    assert_no_secret(str(data), report.to_text(), repr(ROUTE), repr(messages[0]))
+    assert_no_secret(str(data), render_text(report), repr(ROUTE), repr(messages[0]))
 
 
 # Routes file
@@ -333,33 +335,23 @@ def test_redact_removes_secrets_and_urls() -> None:
 
 
 def test_notifier_durations_are_checked() -> None:
-    settings = load_settings({}, environ={"ALERT_LOOKBACK": "15m"})
-    options = notifier_options(settings)
+    settings = load_settings({}, NOTIFIER, environ={"ALERT_LOOKBACK": "15m"})
+    options = notifier_options(settings.notifier, dry_run=False)
     assert (options.lookback_seconds, options.repeat_seconds) == (900, 3600)
     with pytest.raises(ConfigError, match="ALERT_REPEAT_INTERVAL"):
-        notifier_options(load_settings({}, environ={"ALERT_REPEAT_INTERVAL": "1 hour"}))
+        load_settings({}, NOTIFIER, environ={"ALERT_REPEAT_INTERVAL": "1 hour"})
     with pytest.raises(ConfigError, match="ALERT_LOOKBACK"):
-        notifier_options(load_settings({}, environ={"ALERT_LOOKBACK": "0"}))
+        load_settings({}, NOTIFIER, environ={"ALERT_LOOKBACK": "0"})
 
 
 # Storage formats
 
 
-def test_record_line_escapes_tags_and_strings() -> None:
+def test_record_point_escapes_tags_and_strings() -> None:
     item = alert("k 1", application="argo cd", message='say "hi"\nback\\slash', value=2)
-    line = record_line(item, "default", T0)
+    line = record_point(item, "default", T0).to_line_protocol()
     assert line == (
         "alert,application=argo\\ cd,check=restarts,cluster=idfdev,dedup_key=k\\ 1,"
         "route=default,severity=critical,status=firing "
-        'message="say \\"hi\\" back\\\\slash",value=2.0 1748779200000'
+        'message="say \\"hi\\" back\\\\slash",value=2 1748779200000'
     )
-
-
-def test_parse_csv_reads_every_table_and_raises_on_error_tables() -> None:
-    text = (
-        ",result,table,_time,dedup_key\r\n,_result,0,2025-06-01T12:00:00Z,a\r\n\r\n"
-        ",result,table,_time,dedup_key,message\r\n,_result,1,2025-06-01T12:01:00Z,b,hi\r\n\r\n"
-    )
-    assert [row["dedup_key"] for row in parse_csv(text)] == ["a", "b"]
-    with pytest.raises(Exception, match="boom"):
-        parse_csv(",error,reference\r\n,boom,\r\n")

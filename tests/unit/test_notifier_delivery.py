@@ -13,7 +13,19 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support.slack_server import (
+
+from rubin_monitoring.exceptions import InfluxDBUnavailableError
+from rubin_monitoring.models.alerts import Alert, AlertRecord, AlertStatus, Delivery, Finding, Route
+from rubin_monitoring.render import render_text, to_json
+from rubin_monitoring.services.notifier import NotifierOptions, run_notifier
+from rubin_monitoring.storage.http import RetryPolicy
+from rubin_monitoring.storage.slack import (
+    DEFAULT_MIN_INTERVAL,
+    SlackDeliveryError,
+    SlackWebhooks,
+    WebhookPacer,
+)
+from rubin_monitoring.testing.slack_server import (
     SECRET_PATH,
     Fail,
     Hang,
@@ -22,17 +34,6 @@ from support.slack_server import (
     assert_no_secret,
     min_gap,
     slack_server,
-)
-
-from rubin_monitoring.exceptions import InfluxDBUnavailableError
-from rubin_monitoring.models.alerts import Alert, AlertRecord, AlertStatus, Delivery, Finding, Route
-from rubin_monitoring.services.notifier import NotifierOptions, run_notifier
-from rubin_monitoring.storage.http import RetryPolicy
-from rubin_monitoring.storage.slack import (
-    DEFAULT_MIN_INTERVAL,
-    SlackDeliveryError,
-    SlackWebhooks,
-    WebhookPacer,
 )
 
 FAST = RetryPolicy(attempts=3, backoff_seconds=0.1, max_wait_seconds=5)
@@ -312,7 +313,7 @@ def test_dry_run_sends_and_records_nothing(slack: SlackServer) -> None:
         store, SlackWebhooks(), [Route("default", slack.url())], options(dry_run=True)
     )
     assert slack.posts() == [] and store.saved == []
-    text = report.to_text()
+    text = render_text(report)
     assert "route default, message 1/1, 3 alerts" in text and "*CRITICAL*" in text
-    assert report.to_json()["dry_run"] is True and report.exit_code == 0
-    assert_no_secret(text, str(report.to_json()))
+    assert to_json(report)["dry_run"] is True and report.exit_code == 0
+    assert_no_secret(text, str(to_json(report)))

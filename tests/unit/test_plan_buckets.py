@@ -8,8 +8,9 @@ OWNED = "Telegraf metrics (managed-by=rubin-monitoring)"
 WEEK = 7 * 86400
 
 
-def observed(name: str, retention: int = WEEK, description: str | None = OWNED,
-             system: bool = False) -> ObservedBucket:
+def observed(
+    name: str, retention: int = WEEK, description: str | None = OWNED, system: bool = False
+) -> ObservedBucket:
     return ObservedBucket(f"id-{name}", name, retention, description, system)
 
 
@@ -48,10 +49,26 @@ def test_force_recreates_owned_desired_buckets_only() -> None:
 
 
 def test_orphans_are_reported_and_deleted_only_with_prune() -> None:
-    buckets = [observed("gone"), observed("theirs", description="x"),
-               observed("_tasks", description=OWNED, system=True)]
+    buckets = [
+        observed("gone"),
+        observed("theirs", description="x"),
+        observed("_tasks", description=OWNED, system=True),
+    ]
     assert summary(plan_buckets([], buckets)) == []
     assert [o.name for o in plan_buckets([], buckets).orphans] == ["gone"]
     pruned = plan_buckets([], buckets, prune=True)
     assert summary(pruned) == [("delete", "gone")]
     assert all(c.action is Action.DELETE for c in pruned.changes)
+
+
+def test_only_an_exact_marker_makes_a_bucket_ours() -> None:
+    """Issue 8: ``NOT managed-by=rubin-monitoring`` must not be read as the marker."""
+    hand_made = [
+        ObservedBucket("1", "gafaelfawr", 604800, "NOT managed-by=rubin-monitoring"),
+        ObservedBucket("2", "mobu", 604800, "data (managed-by=rubin-monitoring) keep out"),
+        ObservedBucket("3", "sasquatch", 604800, "(managed-by=rubin-monitoring-copy)"),
+    ]
+    plan = plan_buckets([], hand_made, prune=True, force=True)
+    assert plan.changes == [] and plan.orphans == []
+    ours = ObservedBucket("4", "gone", 604800, "Telegraf metrics (managed-by=rubin-monitoring)")
+    assert ours.owned and not any(bucket.owned for bucket in hand_made)

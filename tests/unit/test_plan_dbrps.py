@@ -50,4 +50,5 @@ def test_force_recreates_and_dangling_mappings_are_orphans() -> None:
     assert [(o.name, o.reason) for o in plan.orphans] == [("a/1w", "its bucket no longer exists")]
     pruned = plan_dbrps([bucket("a")], existing, prune=True)
     assert [(a, n) for a, n, _ in actions(pruned)] == [("delete", "a/1w")]
-    assert pruned.changes[0].target.current.id == "old"
+    current = pruned.changes[0].current
+    assert current is not None and current.id == "old"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rubin_monitoring.config import BUCKETS, COMMON, INFLUXDB, load_settings
+from rubin_monitoring.config import BUCKETS, COMMON, INFLUXDB, InfluxDBSettings, load_settings
 from rubin_monitoring.durations import (
     format_duration,
     parse_duration,
@@ -13,15 +13,19 @@ from rubin_monitoring.exceptions import ConfigError
 from rubin_monitoring.storage.gitrepo import redact_url
 from rubin_monitoring.storage.http import RetryPolicy, parse_retry_after
 
+INFLUX = {"INFLUXDB_URL": "http://influx:8086", "INFLUXDB_TOKEN": "t", "INFLUXDB_ORG": "o"}
+
 
 def test_flags_win_over_environment_and_influx_cli_names_are_accepted() -> None:
-    env = {"INFLUX_HOST": "http://influx:8086/", "INFLUX_TOKEN": "tok", "INFLUX_ORG": "o",
-           "FORCE": "yes"}
+    env = {
+        "INFLUX_HOST": "http://influx:8086/",
+        "INFLUX_TOKEN": "tok",
+        "INFLUX_ORG": "o",
+        "FORCE": "yes",
+    }
     settings = load_settings({"influxdb_org": "flag-org"}, environ=env)
-    assert settings.influxdb_url == "http://influx:8086"
-    assert settings.influxdb_org == "flag-org"
-    assert settings.force is True
-    assert settings.require_influxdb() == ("http://influx:8086", "tok", "flag-org")
+    assert settings.influxdb == InfluxDBSettings("http://influx:8086", "tok", "flag-org")
+    assert settings.reconcile.force is True
 
 
 @pytest.mark.parametrize(
@@ -29,8 +33,11 @@ def test_flags_win_over_environment_and_influx_cli_names_are_accepted() -> None:
     [
         ({"FORCE": "maybe"}, "invalid FORCE (--force): 'maybe' is not a boolean"),
         ({"INFLUXDB_URL": "influx:8086"}, "invalid INFLUXDB_URL (--influxdb-url)"),
-        ({"BUCKET_RETENTION": "30m"}, "invalid BUCKET_RETENTION (--bucket-retention): '30m' is "
-                                      "shorter than InfluxDB's minimum retention of 1h"),
+        (
+            {"BUCKET_RETENTION": "30m"},
+            "invalid BUCKET_RETENTION (--bucket-retention): '30m' is "
+            "shorter than InfluxDB's minimum retention of 1h",
+        ),
         ({"LOG_FORMAT": "xml"}, "invalid LOG_FORMAT (--log-format): 'xml' is not one of"),
     ],
 )
@@ -44,15 +51,17 @@ def test_secret_values_are_not_echoed_and_missing_ones_are_named() -> None:
     with pytest.raises(ConfigError) as error:
         load_settings({}, environ={"INFLUXDB_TOKEN": "   "})
     assert str(error.value) == "invalid INFLUXDB_TOKEN (--influxdb-token): invalid value"
-    settings = load_settings({}, environ={"INFLUXDB_URL": "http://x"})
     with pytest.raises(ConfigError, match=r"^INFLUXDB_TOKEN \(--influxdb-token\) is not set$"):
-        settings.require_influxdb()
+        load_settings({}, environ={"INFLUXDB_URL": "http://x"})
 
 
 def test_settings_of_other_jobs_are_ignored() -> None:
-    settings = load_settings({}, [*COMMON, *INFLUXDB, *BUCKETS],
-                             environ={"FORCE": "garbage", "CONCURRENCY": "-1"})
-    assert settings.force is False and settings.concurrency == 8
+    settings = load_settings(
+        {},
+        [*COMMON, *INFLUXDB, *BUCKETS],
+        environ={**INFLUX, "FORCE": "garbage", "CONCURRENCY": "-1"},
+    )
+    assert settings.reconcile.force is False and settings.reconcile.concurrency == 8
 
 
 def test_durations() -> None:
@@ -79,7 +88,9 @@ def test_retry_waits_honour_retry_after_and_back_off() -> None:
 
 
 def test_credentials_are_redacted_from_git_urls() -> None:
-    assert redact_url("https://user:ghp_secret@github.com/o/r.git") == "https://***@github.com/o/r.git"
+    assert (
+        redact_url("https://user:ghp_secret@github.com/o/r.git") == "https://***@github.com/o/r.git"
+    )
     assert redact_url("file:///tmp/repo") == "file:///tmp/repo"
 
 
@@ -100,4 +111,21 @@ def test_task_settings_follow_the_flux_rules(env: dict[str, str], message: str) 
 
 
 def test_pending_grace_may_be_zero() -> None:
-    assert load_settings({}, environ={"PENDING_GRACE": "0s"}).pending_grace == "0s"
+    settings = load_settings({}, environ={**INFLUX, "PENDING_GRACE": "0s"})
+    assert settings.checks.pending_grace == "0s"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://user:s3cr3t@influx:8086", "must not contain credentials"),
+        ("http://:s3cr3t@influx:8086", "must not contain credentials"),
+        ("http://influx:8086/x", "must be the server's base URL http://influx:8086 without a path"),
+        ("ftp://influx", "is not an http(s) URL"),
+    ],
+)
+def test_influxdb_url_is_a_base_url_without_credentials(url: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings({}, INFLUXDB, environ={**INFLUX, "INFLUXDB_URL": url})
+    assert message in str(error.value)
+    assert "s3cr3t" not in str(error.value) and "\n" not in str(error.value)

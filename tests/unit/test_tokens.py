@@ -13,7 +13,7 @@ import yaml
 
 from rubin_monitoring.exceptions import ConfigError, InfluxDBError, RubinMonitoringError
 from rubin_monitoring.models.buckets import ObservedBucket
-from rubin_monitoring.models.changes import Action
+from rubin_monitoring.models.changes import Action, NoteKind, Plan, ReconcileOptions
 from rubin_monitoring.models.tokens import (
     BotObservation,
     CreatedToken,
@@ -26,15 +26,18 @@ from rubin_monitoring.models.tokens import (
     token_description,
     token_role,
 )
+from rubin_monitoring.render import render_text, to_json
+from rubin_monitoring.services.reconcile import reconcile
 from rubin_monitoring.services.tokens import (
+    TokenMaker,
+    TokenReport,
     application_buckets,
-    check_manifest_path,
     desired_tokens,
     plan_tokens,
-    render_tokens_text,
-    run_tokenmaker,
+)
+from rubin_monitoring.storage.secret_manifest import (
+    check_manifest_path,
     secret_manifest_text,
-    tokens_to_json,
     write_secret_manifest,
 )
 
@@ -94,6 +97,18 @@ def converged() -> list[ObservedAuthorization]:
 
 def summary(changes: list[Any]) -> list[tuple[str, str, str]]:
     return [(c.action.value, c.kind, c.name) for c in changes]
+
+
+def stale(plan: Plan[Any, Any]) -> list[tuple[str, str]]:
+    return [(note.name, note.reason) for note in plan.notes_of(NoteKind.STALE)]
+
+
+def existing(plan: Plan[Any, Any]) -> list[str]:
+    return [note.name for note in plan.notes_of(NoteKind.EXISTS)]
+
+
+def warnings(plan: Plan[Any, Any]) -> list[str]:
+    return [note.reason for note in plan.notes_of(NoteKind.WARNING)]
 
 
 # Markers and permissions
@@ -211,7 +226,7 @@ def test_roles_select_the_tokens() -> None:
 
 def test_first_run_creates_the_bot_its_ownership_and_every_token() -> None:
     plan = plan_tokens(specs(), [], BotObservation(None))
-    assert summary(plan.plan.changes) == [
+    assert summary(plan.changes) == [
         ("create", "user", "rubin-monitoring-bot"),
         ("create", "org-owner", "rubin-monitoring-bot"),
         ("create", "token", "telegraf"),
@@ -224,22 +239,22 @@ def test_first_run_creates_the_bot_its_ownership_and_every_token() -> None:
 def test_converged_run_changes_nothing_and_lists_the_existing_tokens() -> None:
     foreign = ObservedAuthorization("x", "admin's token", "admin", None, True, frozenset())
     plan = plan_tokens(specs(), [*converged(), foreign], BotObservation(BOT, org_owner=True))
-    assert plan.plan.changes == []
-    assert plan.plan.orphans == []
-    assert plan.stale == []
-    assert plan.existing == ["telegraf", "bucketmaker", "taskmaker", "notifier"]
-    assert plan.plan.unchanged == 6  # user, ownership, four tokens
+    assert plan.changes == []
+    assert plan.orphans == []
+    assert stale(plan) == []
+    assert existing(plan) == ["telegraf", "bucketmaker", "taskmaker", "notifier"]
+    assert plan.unchanged == 6  # user, ownership, four tokens
 
 
 def test_bot_without_ownership_gets_only_the_ownership() -> None:
     plan = plan_tokens(specs(), converged(), BotObservation(BOT, org_owner=False))
-    assert summary(plan.plan.changes) == [("create", "org-owner", "rubin-monitoring-bot")]
+    assert summary(plan.changes) == [("create", "org-owner", "rubin-monitoring-bot")]
 
 
 def test_bot_that_is_a_member_is_made_an_owner_instead() -> None:
     plan = plan_tokens(specs(), converged(), BotObservation(BOT, org_member=True))
-    assert summary(plan.plan.changes) == [("update", "org-owner", "rubin-monitoring-bot")]
-    assert plan.plan.changes[0].reason.startswith("member -> owner")
+    assert summary(plan.changes) == [("update", "org-owner", "rubin-monitoring-bot")]
+    assert plan.changes[0].reason.startswith("member -> owner")
 
 
 def test_rotate_recreates_every_token_and_replaces_all_of_its_role() -> None:
@@ -248,10 +263,11 @@ def test_rotate_recreates_every_token_and_replaces_all_of_its_role() -> None:
     plan = plan_tokens(
         specs(), [*converged(), older], BotObservation(BOT, org_owner=True), rotate=True
     )
-    assert summary(plan.plan.changes) == [("recreate", "token", role.value) for role in Role]
-    notifier = plan.plan.changes[-1]
-    assert [t.id for t in notifier.target.current] == ["auth-notifier", "old-notifier"]
-    assert plan.plan.orphans == []
+    assert summary(plan.changes) == [("recreate", "token", role.value) for role in Role]
+    notifier = plan.changes[-1]
+    assert notifier.current is not None
+    assert [t.id for t in notifier.current.tokens] == ["auth-notifier", "old-notifier"]
+    assert plan.orphans == []
 
 
 def test_new_application_makes_the_telegraf_token_stale_not_recreated() -> None:
@@ -260,12 +276,12 @@ def test_new_application_makes_the_telegraf_token_stale_not_recreated() -> None:
     tokens = [observed(s) for s in specs() if s.role is not Role.TELEGRAF]
     tokens.append(observed(telegraf, permissions=before))
     plan = plan_tokens(specs(), tokens, BotObservation(BOT, org_owner=True))
-    assert plan.plan.changes == []
-    assert [(s.role, s.reason) for s in plan.stale] == [("telegraf", "lacks write:buckets/beta")]
-    assert "telegraf" not in plan.existing
+    assert plan.changes == []
+    assert stale(plan) == [("telegraf", "lacks write:buckets/beta")]
+    assert "telegraf" not in existing(plan)
 
     rotated = plan_tokens(specs(), tokens, BotObservation(BOT, org_owner=True), rotate=True)
-    first = rotated.plan.changes[0]
+    first = rotated.changes[0]
     assert (first.action, first.name) == (Action.RECREATE, "telegraf")
     assert first.reason == "--rotate (was stale: lacks write:buckets/beta)"
 
@@ -280,7 +296,7 @@ def test_inactive_extra_permission_and_wrong_owner_are_stale() -> None:
         observed(roles[Role.NOTIFIER], permissions=roles[Role.NOTIFIER].permissions | {extra}),
     ]
     plan = plan_tokens(specs(), tokens, BotObservation(BOT, org_owner=True))
-    reasons = {s.role: s.reason for s in plan.stale}
+    reasons = dict(stale(plan))
     assert reasons == {
         "telegraf": "inactive",
         "taskmaker": "belongs to user admin-user, not to the bot user rubin-monitoring-bot",
@@ -290,7 +306,7 @@ def test_inactive_extra_permission_and_wrong_owner_are_stale() -> None:
 
 def test_taskmaker_token_is_stale_when_the_bot_user_is_new() -> None:
     plan = plan_tokens(specs(), converged(), BotObservation(None))
-    assert [s.role for s in plan.stale] == ["taskmaker"]
+    assert [role for role, _ in stale(plan)] == ["taskmaker"]
 
 
 def test_duplicates_and_unknown_roles_are_orphans_deleted_only_with_prune() -> None:
@@ -300,14 +316,14 @@ def test_duplicates_and_unknown_roles_are_orphans_deleted_only_with_prune() -> N
     tokens = [*converged(), older, unknown]
     bot = BotObservation(BOT, org_owner=True)
     plan = plan_tokens(specs(), tokens, bot)
-    assert plan.plan.changes == []
-    assert [o.name for o in plan.plan.orphans] == ["telegraf (old)", "grafana (weird)"]
+    assert plan.changes == []
+    assert [o.name for o in plan.orphans] == ["telegraf (old)", "grafana (weird)"]
     pruned = plan_tokens(specs(), tokens, bot, prune=True)
-    assert summary(pruned.plan.changes) == [
+    assert summary(pruned.changes) == [
         ("delete", "token", "telegraf (old)"),
         ("delete", "token", "grafana (weird)"),
     ]
-    assert all(c.target.spec is None for c in pruned.plan.changes)
+    assert all(c.spec is None for c in pruned.changes)
 
 
 def test_unselected_roles_and_the_bot_are_left_alone() -> None:
@@ -318,15 +334,15 @@ def test_unselected_roles_and_the_bot_are_left_alone() -> None:
         roles=frozenset({Role.TELEGRAF}),
         rotate=True,
     )
-    assert summary(plan.plan.changes) == [("create", "token", "telegraf")]
-    assert plan.plan.orphans == []
+    assert summary(plan.changes) == [("create", "token", "telegraf")]
+    assert plan.orphans == []
 
 
 def test_bot_in_other_orgs_warns_and_inactive_bot_is_a_conflict() -> None:
     inactive = ObservedUser(BOT.id, BOT.name, active=False)
     plan = plan_tokens(specs(), converged(), BotObservation(inactive, True, ("other-org",)))
-    assert len(plan.warnings) == 1 and "other-org" in plan.warnings[0]
-    assert [(c.kind, c.name) for c in plan.plan.conflicts] == [("user", "rubin-monitoring-bot")]
+    assert len(warnings(plan)) == 1 and "other-org" in warnings(plan)[0]
+    assert [(c.kind, c.name) for c in plan.conflicts] == [("user", "rubin-monitoring-bot")]
 
 
 # Apply, against fakes
@@ -341,6 +357,9 @@ class FakeStore:
 
     def list_buckets(self) -> list[ObservedBucket]:
         return self.buckets
+
+    def current_user_id(self) -> str:
+        return "admin"
 
 
 class FakeAuths:
@@ -398,8 +417,11 @@ class FakeAuths:
             raise InfluxDBError("DELETE", "/api/v2/authorizations/x", 404, "not found")
 
 
-def run(auths: FakeAuths, **options: Any) -> Any:
-    return run_tokenmaker(cast(Any, FakeStore(BUCKETS)), cast(Any, auths), **options)
+def run(auths: FakeAuths, *, dry_run: bool = False, **options: Any) -> TokenReport:
+    maker = TokenMaker(cast(Any, FakeStore(BUCKETS)), cast(Any, auths), **options)
+    report = reconcile(maker, ReconcileOptions(dry_run=dry_run))
+    assert isinstance(report, TokenReport)
+    return report
 
 
 def test_apply_creates_the_bot_before_its_token_and_returns_values_once() -> None:
@@ -451,7 +473,7 @@ def test_dry_run_calls_nothing_that_writes() -> None:
     result = run(auths, dry_run=True)
     assert auths.calls == []
     assert result.tokens == {}
-    assert len(result.report.results) == 6
+    assert len(result.results) == 6
 
 
 def test_empty_bot_user_is_bad_input() -> None:
@@ -464,21 +486,26 @@ def test_empty_bot_user_is_bad_input() -> None:
 
 def test_text_output_prints_each_value_once_and_json_matches() -> None:
     result = run(FakeAuths())
-    text = render_tokens_text(result, manifest=None)
+    text = render_text(result, manifest=None)
     for role, token in result.tokens.items():
         assert text.count(token) == 1
         assert f"{role} {token}" in text.splitlines()
-    body = tokens_to_json(result, manifest=None)
+    body = to_json(result, manifest=None)
     assert body["tokens"] == result.tokens
-    assert list(body["tokens"]) == ["telegraf", "bucketmaker", "taskmaker", "notifier"]  # type: ignore[call-overload]
+    assert list(cast(dict[str, str], body["tokens"])) == [
+        "telegraf",
+        "bucketmaker",
+        "taskmaker",
+        "notifier",
+    ]
     json.dumps(body)
 
 
 def test_with_a_manifest_no_value_reaches_stdout() -> None:
     result = run(FakeAuths())
     manifest = Path("tokens.yaml")
-    text = render_tokens_text(result, manifest=manifest)
-    body = json.dumps(tokens_to_json(result, manifest=manifest))
+    text = render_text(result, manifest=manifest)
+    body = json.dumps(to_json(result, manifest=manifest))
     for token in result.tokens.values():
         assert token not in text and token not in body
     assert "tokens.yaml written" in text
@@ -486,7 +513,7 @@ def test_with_a_manifest_no_value_reaches_stdout() -> None:
 
 def test_rerun_output_says_the_tokens_exist_without_values() -> None:
     result = run(FakeAuths(converged(), BOT))
-    text = render_tokens_text(result, manifest=None)
+    text = render_text(result, manifest=None)
     assert result.tokens == {}
     assert text.count("exists   token") == 4
     assert "SECRET" not in text and "new tokens" not in text
@@ -530,3 +557,30 @@ def test_unwritable_manifest_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(RubinMonitoringError) as caught:
         write_secret_manifest(tmp_path / "missing" / "x.yaml", "x")
     assert "--rotate" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_look_alike_token_of_someone_else_is_never_ours() -> None:
+    """Issue 8: a hand-made token described like the toolkit's (exactly, or with ``NOT``) is
+    neither taken as current nor pruned; ownership needs the marker and the right user."""
+    roles = by_role(specs())
+    telegraf = roles[Role.TELEGRAF]
+    not_marked = observed(
+        telegraf,
+        id="fake-1",
+        description="NOT managed-by=rubin-monitoring token=telegraf",
+        created_at="2030-01-01T00:00:00Z",
+    )
+    other_user = observed(
+        telegraf, id="fake-2", user_id="person", created_at="2030-01-01T00:00:00Z"
+    )
+    tokens = [*converged(), not_marked, other_user]
+    plan = plan_tokens(
+        specs(), tokens, BotObservation(BOT, org_owner=True), operator_id="admin", prune=True
+    )
+    assert plan.changes == [] and plan.orphans == []
+    assert existing(plan) == ["telegraf", "bucketmaker", "taskmaker", "notifier"]
+    rotated = plan_tokens(
+        specs(), tokens, BotObservation(BOT, org_owner=True), operator_id="admin", rotate=True
+    )
+    replaced = [t.id for c in rotated.changes if c.current for t in c.current.tokens]
+    assert "fake-1" not in replaced and "fake-2" not in replaced

@@ -12,12 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from ..exceptions import (
-    EXIT_CHANGES_FAILED,
-    EXIT_INFLUXDB_UNAVAILABLE,
-    EXIT_OK,
-    RubinMonitoringError,
-)
+from ..exceptions import RubinMonitoringError, exit_code
 
 # Severities in the order alerts are listed; anything else sorts after them.
 SEVERITY_ORDER = ("critical", "error", "warning", "info")
@@ -75,19 +70,6 @@ class Alert:
             self.check,
             self.dedup_key,
         )
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "dedup_key": self.dedup_key,
-            "status": self.status.value,
-            "severity": self.severity,
-            "cluster": self.cluster,
-            "application": self.application,
-            "check": self.check,
-            "message": self.message,
-            "value": self.value,
-            "rows": self.rows,
-        }
 
 
 @dataclass(frozen=True)
@@ -155,20 +137,6 @@ class MessageResult:
     def failed(self) -> bool:
         return self.status not in (Delivery.PLANNED, Delivery.SENT)
 
-    def to_json(self, *, with_text: bool) -> dict[str, object]:
-        data: dict[str, object] = {
-            "route": self.message.route.name,
-            "part": self.message.part,
-            "parts": self.message.parts,
-            "alerts": [alert.dedup_key for alert in self.message.alerts],
-            "status": self.status.value,
-            "attempts": self.attempts,
-            "error": self.error,
-        }
-        if with_text:
-            data["text"] = self.message.text
-        return data
-
 
 @dataclass
 class NotifierReport:
@@ -183,12 +151,10 @@ class NotifierReport:
 
     @property
     def exit_code(self) -> int:
-        """3 when InfluxDB refused the token or went away, 1 when an alert was not delivered."""
-        if any(error.exit_code == EXIT_INFLUXDB_UNAVAILABLE for error in self.errors):
-            return EXIT_INFLUXDB_UNAVAILABLE
-        if self.unrouted or any(result.failed for result in self.results):
-            return EXIT_CHANGES_FAILED
-        return EXIT_OK
+        """The one rule (:func:`rubin_monitoring.exceptions.exit_code`): 3 when InfluxDB refused
+        the token or went away, 1 when an alert was not delivered."""
+        failed = bool(self.unrouted) or any(result.failed for result in self.results)
+        return exit_code(self.errors, failed=failed)
 
     def _alerts(self, *statuses: Delivery) -> list[Alert]:
         return [
@@ -232,64 +198,3 @@ class NotifierReport:
                     for alert in result.message.alerts
                 )
         return rows
-
-    def routes(self) -> dict[str, dict[str, object]]:
-        """Per route name: messages, the alerts sent (or planned), the alerts that failed."""
-        routes: dict[str, dict[str, object]] = {}
-        for name in dict.fromkeys(result.message.route.name for result in self.results):
-            results = [result for result in self.results if result.message.route.name == name]
-            routes[name] = {
-                "messages": len(results),
-                "alerts": [
-                    alert.to_json()
-                    for result in results
-                    if not result.failed
-                    for alert in result.message.alerts
-                ],
-                "failed": [
-                    alert.to_json()
-                    for result in results
-                    if result.failed
-                    for alert in result.message.alerts
-                ],
-            }
-        return routes
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "job": self.job,
-            "dry_run": self.dry_run,
-            "routes": self.routes(),
-            "messages": [result.to_json(with_text=self.dry_run) for result in self.results],
-            "suppressed": [alert.dedup_key for alert in self.suppressed],
-            "summary": self.summary(),
-            "failures": self.failures(),
-        }
-
-    def to_text(self) -> str:
-        lines = [f"{self.job} {'plan (dry run)' if self.dry_run else 'result'}:"]
-        for result in self.results:
-            message = result.message
-            count = len(message.alerts)
-            status = "" if self.dry_run else f" [{result.status.value}]"
-            error = f": {result.error}" if result.error else ""
-            lines.append(
-                f"  route {message.route.name}, message {message.part}/{message.parts}, "
-                f"{count} alert{'s' if count != 1 else ''}{status}{error}"
-            )
-            if self.dry_run:
-                lines.extend(f"    | {line}" for line in message.text.splitlines())
-            else:
-                lines.extend(
-                    f"    {alert.status.value} {alert.severity} {alert.cluster}/"
-                    f"{alert.application} {alert.check} ({alert.dedup_key})"
-                    for alert in message.alerts
-                )
-        for alert in self.unrouted:
-            lines.append(
-                f"  unrouted {alert.severity} {alert.cluster}/{alert.application} {alert.check} "
-                f"({alert.dedup_key}): no route matches and SLACK_WEBHOOK_URL is not set"
-            )
-        summary = ", ".join(f"{count} {name}" for name, count in self.summary().items())
-        lines.append(f"  summary: {summary}")
-        return "\n".join(lines)

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-OWNER_MARKER = "managed-by=rubin-monitoring"
-
-
-def is_owned(description: str | None) -> bool:
-    """The one ownership check: objects the toolkit created carry the marker."""
-    return description is not None and OWNER_MARKER in description
+from .ownership import describe, is_marked
 
 
 @dataclass(frozen=True)
 class BucketSpec:
+    """A bucket the toolkit wants: ``purpose`` becomes its description, with the marker."""
+
     name: str
     retention_seconds: int
     purpose: str
 
     @property
     def description(self) -> str:
-        return f"{self.purpose} ({OWNER_MARKER})"
+        return describe(self.purpose)
 
 
 @dataclass(frozen=True)
@@ -33,7 +30,8 @@ class ObservedBucket:
 
     @property
     def owned(self) -> bool:
-        return not self.system and is_owned(self.description)
+        """The toolkit's: not a system bucket, and its description ends with the marker."""
+        return not self.system and is_marked(self.description)
 
 
 @dataclass(frozen=True)

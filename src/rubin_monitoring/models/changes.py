@@ -1,19 +1,22 @@
-"""Planned changes, their results, and the report every reconciling job prints."""
+"""Plans and reports: what every reconciling job computes, applies and prints.
+
+A job's plan is a list of :class:`Change` s (what to create, update, delete or recreate, and
+why) plus :class:`Note` s about objects it will not touch (orphans kept without ``--prune``,
+conflicts with objects the toolkit does not own, stale tokens, warnings). Changes are typed by
+the desired spec ``S`` and the observed object ``O`` of their kind.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from ..exceptions import (
-    EXIT_BAD_INPUT,
-    EXIT_CHANGES_FAILED,
-    EXIT_INFLUXDB_UNAVAILABLE,
-    EXIT_OK,
-    RubinMonitoringError,
-)
+from ..exceptions import RubinMonitoringError, exit_code
+
+S = TypeVar("S")
+O = TypeVar("O")  # noqa: E741  # Observed, beside S for Spec
 
 
 class Action(StrEnum):
@@ -29,6 +32,21 @@ class Status(StrEnum):
     FAILED = "failed"
 
 
+class NoteKind(StrEnum):
+    """Why a job reports an object it does not change."""
+
+    ORPHAN = "orphan"
+    """Owned, but nothing desires it any more; deleted only with ``--prune``."""
+    CONFLICT = "conflict"
+    """A desired object is blocked by one the toolkit does not own; needs a person (exit 1)."""
+    STALE = "stale"
+    """An owned object that no longer matches what it should be and is not fixed by this run."""
+    EXISTS = "exists"
+    """An owned object that is as desired, worth naming (e.g. a token whose value is not shown)."""
+    WARNING = "warning"
+    """Something a person should know; changes nothing, fails nothing."""
+
+
 @dataclass(frozen=True)
 class ReconcileOptions:
     """How a reconciling job plans and applies (FORCE, PRUNE, DRY_RUN, CONCURRENCY)."""
@@ -40,28 +58,36 @@ class ReconcileOptions:
 
 
 @dataclass(frozen=True)
-class Target:
-    """What a change acts on: the desired spec (None for a delete) and the observed object
-    (None for a create)."""
-
-    spec: Any
-    current: Any
-
-
-@dataclass(frozen=True)
-class Change:
-    """One change to one object; ``target`` carries what apply needs."""
+class Change(Generic[S, O]):
+    """One change to one object: ``spec`` is the desired state (None for a delete), ``current``
+    the observed object (None for a create). Changes of a lower ``phase`` are all applied before
+    any change of a higher one (e.g. a user before the token that belongs to it)."""
 
     action: Action
     kind: str
     name: str
     reason: str
-    target: Target = field(default=Target(None, None), compare=False, repr=False)
+    spec: S | None = field(default=None, compare=False, repr=False)
+    current: O | None = field(default=None, compare=False, repr=False)
+    phase: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class Note:
+    """An object a job reports without changing it, and why."""
+
+    category: NoteKind
+    kind: str
+    name: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "name": self.name, "reason": self.reason}
 
 
 @dataclass
 class ChangeResult:
-    change: Change
+    change: Change[Any, Any]
     status: Status = Status.PLANNED
     error: str | None = None
 
@@ -76,63 +102,87 @@ class ChangeResult:
         }
 
 
-@dataclass(frozen=True)
-class Orphan:
-    """An owned object nothing desires any more; deleted only with --prune."""
-
-    kind: str
-    name: str
-    reason: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"kind": self.kind, "name": self.name, "reason": self.reason}
-
-
-@dataclass(frozen=True)
-class Conflict:
-    """A desired object blocked by one the toolkit does not own; left alone, needs a human."""
-
-    kind: str
-    name: str
-    reason: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"kind": self.kind, "name": self.name, "reason": self.reason}
+def orphan_changes(
+    kind: str,
+    name: str,
+    reason: str,
+    current: O,
+    *,
+    prune: bool,
+    phase: int = 0,
+) -> tuple[list[Note], list[Change[Any, O]]]:
+    """The one orphan rule: an owned object nothing desires is reported as an orphan (kept),
+    or, with ``prune``, deleted (then it is a change, not a note)."""
+    if not prune:
+        return [Note(NoteKind.ORPHAN, kind, name, reason)], []
+    return [], [Change(Action.DELETE, kind, name, f"--prune: {reason}", None, current, phase)]
 
 
-@dataclass(frozen=True)
-class Plan:
-    changes: list[Change]
-    orphans: list[Orphan]
-    unchanged: int
-    conflicts: list[Conflict] = field(default_factory=list)
+@dataclass
+class Plan(Generic[S, O]):
+    """What a job will do: the changes, the notes, and how many desired objects are as they
+    should be. Built by a pure ``plan_*`` function."""
+
+    changes: list[Change[S, O]] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    unchanged: int = 0
+    failures: list[ChangeResult] = field(default_factory=list)
+    """Changes the plan already knows cannot be made (e.g. a bucket name InfluxDB refuses)."""
+
+    def note(self, category: NoteKind, kind: str, name: str, reason: str) -> None:
+        self.notes.append(Note(category, kind, name, reason))
+
+    def orphan(
+        self, kind: str, name: str, reason: str, current: O, *, prune: bool, phase: int = 0
+    ) -> None:
+        notes, deletes = orphan_changes(kind, name, reason, current, prune=prune, phase=phase)
+        self.notes.extend(notes)
+        self.changes.extend(deletes)
+
+    def notes_of(self, category: NoteKind) -> list[Note]:
+        return [note for note in self.notes if note.category is category]
+
+    @property
+    def orphans(self) -> list[Note]:
+        return self.notes_of(NoteKind.ORPHAN)
+
+    @property
+    def conflicts(self) -> list[Note]:
+        return self.notes_of(NoteKind.CONFLICT)
 
 
 @dataclass
 class Report:
+    """What a reconciling job did (or, dry-run, would do). Its exit code follows the one rule
+    in :func:`rubin_monitoring.exceptions.exit_code`."""
+
     job: str
     dry_run: bool
     results: list[ChangeResult]
-    orphans: list[Orphan]
-    unchanged: int
-    conflicts: list[Conflict] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    unchanged: int = 0
     errors: list[RubinMonitoringError] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        """The gravest failure's code: 3 InfluxDB refused the token or went away, 2 bad
-        configuration, 1 other failures or conflicts, 0 converged."""
-        codes = {error.exit_code for error in self.errors}
-        for code in (EXIT_INFLUXDB_UNAVAILABLE, EXIT_BAD_INPUT):
-            if code in codes:
-                return code
-        if self.failed or self.conflicts:
-            return EXIT_CHANGES_FAILED
-        return EXIT_OK
+        """3 InfluxDB refused the token or went away, 2 bad input, 1 a change failed or a
+        conflict needs a person, 0 converged."""
+        return exit_code(self.errors, failed=bool(self.failed or self.conflicts))
 
     @property
     def failed(self) -> list[ChangeResult]:
         return [result for result in self.results if result.status is Status.FAILED]
+
+    def notes_of(self, category: NoteKind) -> list[Note]:
+        return [note for note in self.notes if note.category is category]
+
+    @property
+    def orphans(self) -> list[Note]:
+        return self.notes_of(NoteKind.ORPHAN)
+
+    @property
+    def conflicts(self) -> list[Note]:
+        return self.notes_of(NoteKind.CONFLICT)
 
     def summary(self) -> dict[str, int]:
         counts = Counter(result.change.action.value for result in self.results)
@@ -141,13 +191,3 @@ class Report:
         summary["failed"] = len(self.failed)
         summary["conflict"] = len(self.conflicts)
         return summary
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "job": self.job,
-            "dry_run": self.dry_run,
-            "changes": [result.to_json() for result in self.results],
-            "orphans": [orphan.to_json() for orphan in self.orphans],
-            "conflicts": [conflict.to_json() for conflict in self.conflicts],
-            "summary": self.summary(),
-        }

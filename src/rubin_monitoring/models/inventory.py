@@ -21,6 +21,10 @@ class InventoryProblem:
     application: str
     reason: str
 
+    @property
+    def bucket(self) -> str:
+        return bucket_name(self.application)
+
     def __str__(self) -> str:
         return f"{self.file}: application {self.application!r}: {self.reason}"
 
@@ -40,22 +44,6 @@ class Inventory:
     @property
     def buckets(self) -> list[str]:
         return sorted({bucket_name(app) for app in self.applications})
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "environments": [
-                {
-                    "name": env.name,
-                    "fqdn": env.fqdn,
-                    "file": env.file,
-                    "applications": list(env.applications),
-                }
-                for env in self.environments
-            ],
-            "applications": self.applications,
-            "buckets": self.buckets,
-            "errors": [str(problem) for problem in self.problems],
-        }
 
 
 def bucket_name(application: str) -> str:

@@ -1,24 +1,40 @@
-"""Desired and observed Flux tasks. A task's identity is (application, check), kept in its
-description beside the ownership marker, because task names are not unique."""
+"""Desired and observed Flux tasks.
+
+Task names are not unique in InfluxDB, so a task's identity is the pair (bucket, check), kept
+as exact fields of the ownership marker in its description:
+``Alert check cpu of mobu (managed-by=rubin-monitoring bucket=mobu check=cpu)``. Tasks made by
+release 0.1.0 wrote ``app=`` for the bucket; it is read as ``bucket=``.
+"""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from .buckets import OWNER_MARKER, is_owned
-
-_APP = re.compile(r"\bapp=([^\s)]+)")
-_CHECK = re.compile(r"\bcheck=([^\s)]+)")
+from .ownership import describe, parse_marker
 
 
-def task_description(application: str, check: str) -> str:
-    return f"Alert check {check} of {application} ({OWNER_MARKER} app={application} check={check})"
+def task_description(bucket: str, check: str) -> str:
+    """The description of the toolkit's ``check`` task over ``bucket``."""
+    return describe(f"Alert check {check} of {bucket}", {"bucket": bucket, "check": check})
+
+
+def task_identity(description: str | None) -> tuple[str, str] | None:
+    """(bucket, check) from a task description's marker, or None if it has none."""
+    fields = parse_marker(description)
+    if fields is None:
+        return None
+    bucket = fields.get("bucket", fields.get("app"))
+    check = fields.get("check")
+    if bucket is None or check is None:
+        return None
+    return (bucket, check)
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    application: str
+    """A check task the toolkit wants: ``check`` over the application bucket ``bucket``."""
+
+    bucket: str
     check: str
     name: str
     flux: str
@@ -27,11 +43,11 @@ class TaskSpec:
 
     @property
     def identity(self) -> tuple[str, str]:
-        return (self.application, self.check)
+        return (self.bucket, self.check)
 
     @property
     def description(self) -> str:
-        return task_description(self.application, self.check)
+        return task_description(self.bucket, self.check)
 
 
 @dataclass(frozen=True)
@@ -43,20 +59,18 @@ class ObservedTask:
     offset: str | None
     status: str
     description: str | None
+    owner_id: str = ""
     last_run_status: str | None = None
     last_run_error: str | None = None
     latest_completed: str | None = None
 
     @property
-    def owned(self) -> bool:
-        return is_owned(self.description)
-
-    @property
     def identity(self) -> tuple[str, str] | None:
-        """(application, check) of an owned task, or None."""
-        if not self.owned or self.description is None:
-            return None
-        app, check = _APP.search(self.description), _CHECK.search(self.description)
-        if app is None or check is None:
-            return None
-        return (app.group(1), check.group(1))
+        """(bucket, check) named by the task's marker, or None. Ownership needs the owner
+        too: see :meth:`owned_by`."""
+        return task_identity(self.description)
+
+    def owned_by(self, owner_id: str) -> bool:
+        """The toolkit's task: marked, and owned by ``owner_id`` (the user of the token
+        taskmaker runs with), which no description can fake."""
+        return self.identity is not None and bool(owner_id) and self.owner_id == owner_id

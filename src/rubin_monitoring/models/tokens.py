@@ -6,21 +6,18 @@ value so a stray log line or traceback cannot show it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from .buckets import OWNER_MARKER, is_owned
+from .ownership import describe, parse_marker
 
 DEFAULT_BOT_USER = "rubin-monitoring-bot"
 DEFAULT_SECRET_NAME = "rubin-monitoring-tokens"
 
 READ = "read"
 WRITE = "write"
-
-_ROLE_IN_DESCRIPTION = re.compile(r"(?:^|[\s(])token=([A-Za-z0-9_.-]+)")
 
 
 class Role(StrEnum):
@@ -93,17 +90,14 @@ def describe_permissions(permissions: Iterable[Permission]) -> str:
 def token_description(role: Role | str) -> str:
     """The description that marks an authorization as the toolkit's token for ``role``."""
     value = role.value if isinstance(role, Role) else role
-    return f"rubin-monitoring {value} token ({OWNER_MARKER} token={value})"
+    return describe(f"rubin-monitoring {value} token", {"token": value})
 
 
 def token_role(description: str | None) -> str | None:
-    """The role named in an owned token's description, or None for tokens the toolkit did not
-    make."""
-    if not is_owned(description):
-        return None
-    assert description is not None
-    match = _ROLE_IN_DESCRIPTION.search(description)
-    return match.group(1) if match else None
+    """The role named by the marker that ends a token's description, or None. Ownership also
+    needs the token's user to be the one tokenmaker gives that role to."""
+    fields = parse_marker(description)
+    return None if fields is None else fields.get("token")
 
 
 @dataclass(frozen=True)
@@ -161,14 +155,3 @@ class BotObservation:
     org_owner: bool = False
     other_orgs: tuple[str, ...] = ()
     org_member: bool = False
-
-
-@dataclass(frozen=True)
-class StaleToken:
-    """A token of the toolkit's that no longer matches what its role needs."""
-
-    role: str
-    reason: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"role": self.role, "reason": self.reason}

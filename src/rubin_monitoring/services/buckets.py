@@ -9,22 +9,23 @@ from ..models.changes import (
     Action,
     Change,
     ChangeResult,
-    Conflict,
-    Orphan,
+    NoteKind,
     Plan,
     ReconcileOptions,
-    Report,
     Status,
-    Target,
 )
-from ..models.inventory import Inventory, bucket_name
+from ..models.inventory import Inventory, InventoryProblem
 from ..storage.influxdb import InfluxDBStore
-from .reconcile import ObjectHandlers, apply_plan
+from .reconcile import ObjectJob
 
 KIND = "bucket"
 
+BucketPlan = Plan[BucketSpec, ObservedBucket]
+
 
 def desired_buckets(inventory: Inventory, retention_seconds: int) -> list[BucketSpec]:
+    """One bucket per application bucket name the inventory enables (with
+    ``retention_seconds``), then ``multiapp_`` and ``alerted_``."""
     specs = [
         BucketSpec(name, retention_seconds, f"Telegraf metrics of application {name}")
         for name in inventory.buckets
@@ -38,78 +39,83 @@ def _retention(seconds: int) -> str:
     return "infinite" if seconds == 0 else format_duration(seconds)
 
 
+def _problem_result(problem: InventoryProblem) -> ChangeResult:
+    change: Change[BucketSpec, ObservedBucket] = Change(
+        Action.CREATE, KIND, problem.bucket, f"enabled in {problem.file}"
+    )
+    return ChangeResult(change, Status.FAILED, problem.reason)
+
+
 def plan_buckets(
     desired: list[BucketSpec],
     observed: list[ObservedBucket],
     *,
     force: bool = False,
     prune: bool = False,
-) -> Plan:
+    problems: tuple[InventoryProblem, ...] = (),
+) -> BucketPlan:
+    """Create missing buckets, fix owned buckets' retention (recreate every owned desired one
+    with ``force``), report unowned buckets in the way as conflicts and owned undesired ones as
+    orphans (deleted with ``prune``). ``problems`` (applications that cannot get a bucket) are
+    failures of the plan. Pure; never names a bucket the toolkit does not own in a change."""
     by_name = {bucket.name: bucket for bucket in observed}
     wanted = {spec.name for spec in desired}
-    changes: list[Change] = []
-    conflicts: list[Conflict] = []
-    unchanged = 0
+    plan: BucketPlan = Plan(failures=[_problem_result(problem) for problem in problems])
     for spec in desired:
         current = by_name.get(spec.name)
         if current is None:
-            changes.append(Change(Action.CREATE, KIND, spec.name, "missing", Target(spec, None)))
+            plan.changes.append(Change(Action.CREATE, KIND, spec.name, "missing", spec))
         elif not current.owned:
-            conflicts.append(
-                Conflict(
-                    KIND,
-                    spec.name,
-                    "a bucket of this name exists without the ownership marker; left untouched",
-                )
+            plan.note(
+                NoteKind.CONFLICT,
+                KIND,
+                spec.name,
+                "a bucket of this name exists without the ownership marker; left untouched",
             )
         elif force:
-            changes.append(Change(Action.RECREATE, KIND, spec.name, "FORCE", Target(spec, current)))
+            plan.changes.append(Change(Action.RECREATE, KIND, spec.name, "FORCE", spec, current))
         elif current.retention_seconds != spec.retention_seconds:
             reason = (
                 f"retention {_retention(current.retention_seconds)} -> "
                 f"{_retention(spec.retention_seconds)}"
             )
-            changes.append(Change(Action.UPDATE, KIND, spec.name, reason, Target(spec, current)))
+            plan.changes.append(Change(Action.UPDATE, KIND, spec.name, reason, spec, current))
         else:
-            unchanged += 1
-    orphans: list[Orphan] = []
+            plan.unchanged += 1
     for bucket in observed:
         if bucket.owned and bucket.name not in wanted:
             reason = "owned, but no environment enables its application"
-            orphans.append(Orphan(KIND, bucket.name, reason))
-            if prune:
-                changes.append(
-                    Change(
-                        Action.DELETE, KIND, bucket.name, "--prune: " + reason, Target(None, bucket)
-                    )
-                )
-    return Plan(changes=changes, orphans=orphans, unchanged=unchanged, conflicts=conflicts)
+            plan.orphan(KIND, bucket.name, reason, bucket, prune=prune)
+    return plan
 
 
-def run_bucketmaker(
-    store: InfluxDBStore,
-    inventory: Inventory,
-    *,
-    retention_seconds: int,
-    options: ReconcileOptions,
-) -> Report:
-    desired = desired_buckets(inventory, retention_seconds)
-    plan = plan_buckets(desired, store.list_buckets(), force=options.force, prune=options.prune)
+class BucketMaker(ObjectJob[list[ObservedBucket], BucketSpec, ObservedBucket]):
+    """bucketmaker: the inventory's buckets, with ``retention_seconds`` each."""
 
-    handlers = ObjectHandlers(
-        create=store.create_bucket,
-        update=lambda current, spec: store.update_bucket(current.id, spec),
-        delete=lambda current: store.delete_bucket(current.id),
-    )
-    report = apply_plan("bucketmaker", plan, handlers.execute, options)
-    report.results[:0] = [
-        ChangeResult(
-            Change(
-                Action.CREATE, KIND, bucket_name(problem.application), f"enabled in {problem.file}"
-            ),
-            Status.FAILED,
-            problem.reason,
+    name = "bucketmaker"
+
+    def __init__(self, store: InfluxDBStore, inventory: Inventory, retention_seconds: int) -> None:
+        self.store = store
+        self.inventory = inventory
+        self.desired = desired_buckets(inventory, retention_seconds)
+
+    def observe(self) -> list[ObservedBucket]:
+        return self.store.list_buckets()
+
+    def plan(self, observed: list[ObservedBucket], options: ReconcileOptions) -> BucketPlan:
+        return plan_buckets(
+            self.desired,
+            observed,
+            force=options.force,
+            prune=options.prune,
+            problems=self.inventory.problems,
         )
-        for problem in inventory.problems
-    ]
-    return report
+
+    def create(self, spec: BucketSpec) -> None:
+        self.store.create_bucket(spec)
+
+    def update(self, current: ObservedBucket, spec: BucketSpec) -> None:
+        self.store.update_bucket(current.id, spec)
+
+    def delete(self, current: ObservedBucket) -> None:
+        self.store.delete_bucket(current.id)

@@ -6,25 +6,30 @@ bucket that no longer exists, under an owned bucket's name). Any other mapping i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..durations import retention_policy_name
 from ..models.buckets import DbrpSpec, ObservedBucket, ObservedDbrp
-from ..models.changes import (
-    Action,
-    Change,
-    Conflict,
-    Orphan,
-    Plan,
-    ReconcileOptions,
-    Report,
-    Target,
-)
+from ..models.changes import Action, Change, NoteKind, Plan, ReconcileOptions
 from ..storage.influxdb import InfluxDBStore
-from .reconcile import ObjectHandlers, apply_plan
+from .reconcile import ObjectJob
 
 KIND = "dbrp"
 
+DbrpPlan = Plan[DbrpSpec, ObservedDbrp]
+
+
+@dataclass(frozen=True)
+class ObservedMappings:
+    """The org's buckets and its physical DBRP mappings."""
+
+    buckets: list[ObservedBucket]
+    mappings: list[ObservedDbrp]
+
 
 def desired_dbrps(buckets: list[ObservedBucket]) -> list[DbrpSpec]:
+    """One default mapping per owned bucket: database = bucket name, retention policy = the
+    bucket's retention as a duration literal."""
     return [
         DbrpSpec(bucket.id, bucket.name, retention_policy_name(bucket.retention_seconds))
         for bucket in sorted(buckets, key=lambda b: b.name)
@@ -42,14 +47,20 @@ def plan_dbrps(
     *,
     force: bool = False,
     prune: bool = False,
-) -> Plan:
+) -> DbrpPlan:
+    """Create each owned bucket's missing mapping, fix its retention policy and default flag
+    (recreate it with ``force``), report a mapping of another bucket in the way as a conflict,
+    and second mappings and mappings of deleted owned buckets as orphans (deleted with
+    ``prune``). Pure."""
     existing_ids = {bucket.id for bucket in buckets}
     owned_names = {bucket.name for bucket in buckets if bucket.owned}
-    changes: list[Change] = []
-    conflicts: list[Conflict] = []
-    orphans: list[Orphan] = []
+    plan: DbrpPlan = Plan()
     claimed: set[str] = set()
-    unchanged = 0
+
+    def orphan(mapping: ObservedDbrp, reason: str) -> None:
+        label = _label(mapping.database, mapping.retention_policy)
+        plan.orphan(KIND, label, reason, mapping, prune=prune)
+
     for spec in desired_dbrps(buckets):
         label = _label(spec.database, spec.retention_policy)
         mine = [
@@ -57,79 +68,61 @@ def plan_dbrps(
         ]
         mine.sort(key=lambda m: (m.retention_policy != spec.retention_policy, not m.default, m.id))
         if not mine:
-            blocker = next(
-                (
-                    m
-                    for m in mappings
-                    if m.database == spec.database
-                    and m.retention_policy == spec.retention_policy
-                    and m.bucket_id in existing_ids
-                ),
-                None,
+            blocked = any(
+                m.database == spec.database
+                and m.retention_policy == spec.retention_policy
+                and m.bucket_id in existing_ids
+                for m in mappings
             )
-            if blocker is not None:
-                conflicts.append(
-                    Conflict(
-                        KIND, label, "mapped to a bucket the toolkit does not own; left untouched"
-                    )
-                )
-                continue
-            changes.append(
-                Change(
-                    Action.CREATE,
-                    KIND,
-                    label,
-                    f"bucket {spec.database} has no mapping",
-                    Target(spec, None),
-                )
-            )
+            if blocked:
+                reason = "mapped to a bucket the toolkit does not own; left untouched"
+                plan.note(NoteKind.CONFLICT, KIND, label, reason)
+            else:
+                reason = f"bucket {spec.database} has no mapping"
+                plan.changes.append(Change(Action.CREATE, KIND, label, reason, spec))
             continue
         current = mine[0]
         claimed.update(m.id for m in mine)
-        target = Target(spec, current)
         if force:
-            changes.append(Change(Action.RECREATE, KIND, label, "FORCE", target))
+            plan.changes.append(Change(Action.RECREATE, KIND, label, "FORCE", spec, current))
         elif current.retention_policy != spec.retention_policy:
             reason = f"retention policy {current.retention_policy} -> {spec.retention_policy}"
-            changes.append(Change(Action.UPDATE, KIND, label, reason, target))
+            plan.changes.append(Change(Action.UPDATE, KIND, label, reason, spec, current))
         elif not current.default:
-            changes.append(Change(Action.UPDATE, KIND, label, "not the default mapping", target))
+            reason = "not the default mapping"
+            plan.changes.append(Change(Action.UPDATE, KIND, label, reason, spec, current))
         else:
-            unchanged += 1
+            plan.unchanged += 1
         for extra in mine[1:]:
-            _orphan(
-                extra,
-                "a second mapping of the same database on the bucket",
-                orphans,
-                changes,
-                prune,
-            )
+            orphan(extra, "a second mapping of the same database on the bucket")
     for mapping in mappings:
         dangling = mapping.bucket_id not in existing_ids and mapping.database in owned_names
         if dangling and mapping.id not in claimed:
-            _orphan(mapping, "its bucket no longer exists", orphans, changes, prune)
-    return Plan(changes=changes, orphans=orphans, unchanged=unchanged, conflicts=conflicts)
+            orphan(mapping, "its bucket no longer exists")
+    return plan
 
 
-def _orphan(
-    mapping: ObservedDbrp, reason: str, orphans: list[Orphan], changes: list[Change], prune: bool
-) -> None:
-    label = _label(mapping.database, mapping.retention_policy)
-    orphans.append(Orphan(KIND, label, reason))
-    if prune:
-        changes.append(
-            Change(Action.DELETE, KIND, label, "--prune: " + reason, Target(None, mapping))
+class BucketMapper(ObjectJob[ObservedMappings, DbrpSpec, ObservedDbrp]):
+    """bucketmapper: desired mappings follow the owned buckets InfluxDB has now."""
+
+    name = "bucketmapper"
+
+    def __init__(self, store: InfluxDBStore) -> None:
+        self.store = store
+
+    def observe(self) -> ObservedMappings:
+        return ObservedMappings(self.store.list_buckets(), self.store.list_dbrps())
+
+    def plan(self, observed: ObservedMappings, options: ReconcileOptions) -> DbrpPlan:
+        return plan_dbrps(
+            observed.buckets, observed.mappings, force=options.force, prune=options.prune
         )
 
+    def create(self, spec: DbrpSpec) -> None:
+        self.store.create_dbrp(spec)
 
-def run_bucketmapper(store: InfluxDBStore, options: ReconcileOptions) -> Report:
-    plan = plan_dbrps(
-        store.list_buckets(), store.list_dbrps(), force=options.force, prune=options.prune
-    )
+    def update(self, current: ObservedDbrp, spec: DbrpSpec) -> None:
+        self.store.update_dbrp(current.id, spec)
 
-    handlers = ObjectHandlers(
-        create=store.create_dbrp,
-        update=lambda current, spec: store.update_dbrp(current.id, spec),
-        delete=lambda current: store.delete_dbrp(current.id),
-    )
-    return apply_plan("bucketmapper", plan, handlers.execute, options)
+    def delete(self, current: ObservedDbrp) -> None:
+        self.store.delete_dbrp(current.id)

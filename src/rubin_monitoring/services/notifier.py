@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from ..config import ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, Settings
+from ..config import ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, NotifierSettings
 from ..exceptions import RubinMonitoringError
 from ..models.alerts import (
     Alert,
@@ -81,20 +81,22 @@ class NotifierOptions:
     max_chars: int = MAX_MESSAGE_CHARS
 
 
-def notifier_options(settings: Settings) -> NotifierOptions:
-    if settings.alert_repeat_interval > INTERNAL_BUCKET_RETENTION_SECONDS:
+def notifier_options(settings: NotifierSettings, *, dry_run: bool) -> NotifierOptions:
+    """The notifier's options from its settings; warns when records would expire before the
+    repeat interval ends."""
+    if settings.repeat_seconds > INTERNAL_BUCKET_RETENTION_SECONDS:
         log.warning(
             "ALERT_REPEAT_INTERVAL %ds is longer than the retention of %s (%ds): records may "
             "expire first, and alerts then repeat sooner",
-            settings.alert_repeat_interval,
+            settings.repeat_seconds,
             ALERTED_BUCKET,
             INTERNAL_BUCKET_RETENTION_SECONDS,
         )
     return NotifierOptions(
-        lookback_seconds=settings.alert_lookback,
-        repeat_seconds=settings.alert_repeat_interval,
+        lookback_seconds=settings.lookback_seconds,
+        repeat_seconds=settings.repeat_seconds,
         send_resolved=settings.send_resolved,
-        dry_run=settings.dry_run,
+        dry_run=dry_run,
     )
 
 
@@ -278,6 +280,7 @@ def plan_messages(
 
 
 def payload(message: SlackMessage) -> dict[str, object]:
+    """The webhook body of ``message``."""
     return {"text": message.text, "unfurl_links": False, "unfurl_media": False}
 
 
@@ -375,6 +378,11 @@ def run_notifier(
     routes: Sequence[Route],
     options: NotifierOptions,
 ) -> NotifierReport:
+    """Observe findings and records, plan the messages, send them (unless dry-run), report.
+
+    Every alert sent is recorded in ``alerted_`` only after Slack answered ``ok``; an alert
+    whose message failed is not recorded, so the next run sends it again.
+    """
     findings = store.findings(options.lookback_seconds)
     alerts = collapse(findings)
     records = store.records(options.repeat_seconds)

@@ -1,70 +1,188 @@
-"""Apply a plan with bounded concurrency and turn the results into a report."""
+"""The shape of every reconciling job, and the one engine that runs it.
+
+A job observes InfluxDB (list calls only), plans (a pure function of what it desires and what it
+observed), and executes one change at a time; :func:`reconcile` does the rest for every job:
+dry-run, phases, bounded concurrency, failing fast when InfluxDB is gone, progress, the report.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from itertools import groupby
+from typing import Generic, Protocol, TypeVar
 
-from ..exceptions import RubinMonitoringError
-from ..models.changes import Action, Change, ChangeResult, Plan, ReconcileOptions, Report, Status
+from ..exceptions import InfluxDBUnavailableError, RubinMonitoringError
+from ..models.changes import (
+    Action,
+    Change,
+    ChangeResult,
+    O,
+    Plan,
+    ReconcileOptions,
+    Report,
+    S,
+    Status,
+)
 
 log = logging.getLogger(__name__)
 
+Observed = TypeVar("Observed")
 
-@dataclass(frozen=True)
-class ObjectHandlers:
-    """How to write one kind of object; a recreate is a delete, then a create."""
 
-    create: Callable[[Any], object]
-    update: Callable[[Any, Any], object]
-    delete: Callable[[Any], object]
+class Progress(Protocol):
+    """Told how many changes a run applies, then of each as it finishes (from worker threads)."""
 
-    def execute(self, change: Change) -> None:
-        spec, current = change.target.spec, change.target.current
-        if change.action in (Action.DELETE, Action.RECREATE):
+    def start(self, total: int) -> None: ...
+
+    def done(self, result: ChangeResult) -> None: ...
+
+
+# After this many connection failures in a row, InfluxDB is taken to be gone.
+GONE_AFTER = 3
+
+
+class ReconcilingJob(ABC, Generic[Observed, S, O]):
+    """One job: ``observe`` (I/O), ``plan`` (pure), ``execute`` (I/O, one change).
+
+    ``name`` is the job's name in reports and logs.
+    """
+
+    name: str
+
+    @abstractmethod
+    def observe(self) -> Observed:
+        """Everything the plan needs from InfluxDB, from list calls only."""
+
+    @abstractmethod
+    def plan(self, observed: Observed, options: ReconcileOptions) -> Plan[S, O]:
+        """The changes that bring ``observed`` to the desired state. Pure: no I/O."""
+
+    @abstractmethod
+    def execute(self, change: Change[S, O]) -> None:
+        """Make one change; raise :class:`RubinMonitoringError` if it cannot be made."""
+
+    def finish(self, report: Report) -> Report:
+        """Add what only this job reports (default: nothing)."""
+        return report
+
+
+class ObjectJob(ReconcilingJob[Observed, S, O]):
+    """A job over one kind of object with create, update and delete: a recreate (FORCE) is a
+    delete, then a create."""
+
+    @abstractmethod
+    def create(self, spec: S) -> None:
+        """Create the object ``spec`` describes."""
+
+    @abstractmethod
+    def update(self, current: O, spec: S) -> None:
+        """Bring ``current`` to ``spec`` in place."""
+
+    @abstractmethod
+    def delete(self, current: O) -> None:
+        """Delete ``current``."""
+
+    def execute(self, change: Change[S, O]) -> None:
+        spec, current = change.spec, change.current
+        if current is not None and change.action in (Action.DELETE, Action.RECREATE):
             self.delete(current)
-        if change.action in (Action.CREATE, Action.RECREATE):
+        if spec is not None and change.action in (Action.CREATE, Action.RECREATE):
             self.create(spec)
-        elif change.action is Action.UPDATE:
+        elif spec is not None and current is not None and change.action is Action.UPDATE:
             self.update(current, spec)
 
 
-def apply_plan(
-    job: str,
-    plan: Plan,
-    execute: Callable[[Change], None],
-    options: ReconcileOptions,
-) -> Report:
-    """Execute every change (unless dry-run); one failure never stops the others."""
-    results = [ChangeResult(change) for change in plan.changes]
-    errors: dict[int, RubinMonitoringError] = {}
+class _Runner:
+    """Applies changes and records results; stops early when InfluxDB is clearly gone."""
 
-    def run(index: int) -> None:
-        result = results[index]
+    def __init__(self, execute: Callable[[Change[S, O]], None], progress: Progress | None) -> None:
+        self.execute = execute
+        self.progress = progress
+        self.errors: list[RubinMonitoringError] = []
+        self._lock = threading.Lock()
+        self._unreachable_in_a_row = 0
+        self._gone: InfluxDBUnavailableError | None = None
+
+    def run(self, result: ChangeResult) -> None:
         change = result.change
-        try:
-            execute(change)
-        except RubinMonitoringError as error:
-            result.status, result.error = Status.FAILED, str(error)
-            errors[index] = error
-            log.error("%s %s %s failed: %s", change.action, change.kind, change.name, error)
+        gone = self._gone
+        if gone is not None:
+            result.status, result.error = Status.FAILED, "not attempted: InfluxDB is unreachable"
         else:
-            result.status = Status.DONE
-            log.info("%s %s %s: %s", change.action, change.kind, change.name, change.reason)
+            try:
+                self.execute(change)
+            except RubinMonitoringError as error:
+                result.status, result.error = Status.FAILED, str(error)
+                self._failed(change, error)
+            else:
+                result.status = Status.DONE
+                with self._lock:
+                    self._unreachable_in_a_row = 0
+                log.info("%s %s %s: %s", change.action, change.kind, change.name, change.reason)
+        if self.progress is not None:
+            self.progress.done(result)
 
-    if not options.dry_run and results:
-        with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
-            list(pool.map(run, range(len(results))))
+    def _failed(self, change: Change[S, O], error: RubinMonitoringError) -> None:
+        with self._lock:
+            self.errors.append(error)
+            if not isinstance(error, InfluxDBUnavailableError):
+                self._unreachable_in_a_row = 0
+            elif self._gone is None:
+                self._unreachable_in_a_row += 1
+                if self._unreachable_in_a_row >= GONE_AFTER:
+                    self._gone = error
+                    log.error(
+                        "InfluxDB is unreachable (%d requests in a row failed); not attempting "
+                        "the remaining changes: %s",
+                        GONE_AFTER,
+                        error,
+                    )
+                    return
+            else:
+                return
+        log.error("%s %s %s failed: %s", change.action, change.kind, change.name, error)
+
+
+def apply_changes(
+    plan: Plan[S, O],
+    execute: Callable[[Change[S, O]], None],
+    options: ReconcileOptions,
+    progress: Progress | None = None,
+) -> tuple[list[ChangeResult], list[RubinMonitoringError]]:
+    """Execute every change of ``plan`` (none with dry-run), phase by phase, up to
+    ``options.concurrency`` at a time. One failure never stops the others, but once InfluxDB is
+    clearly gone the remaining changes fail without a request."""
+    results = [ChangeResult(change) for change in plan.changes]
+    if options.dry_run:
+        return [*plan.failures, *results], []
+    runner = _Runner(execute, progress)
+    if progress is not None:
+        progress.start(len(results))
+    ordered = sorted(results, key=lambda result: result.change.phase)
+    with ThreadPoolExecutor(max_workers=max(1, options.concurrency)) as pool:
+        for _, phase in groupby(ordered, key=lambda result: result.change.phase):
+            list(pool.map(runner.run, list(phase)))
+    return [*plan.failures, *results], runner.errors
+
+
+def reconcile(
+    job: ReconcilingJob[Observed, S, O],
+    options: ReconcileOptions,
+    progress: Progress | None = None,
+) -> Report:
+    """Observe, plan, apply (unless dry-run) and report: the one way every job runs."""
+    plan = job.plan(job.observe(), options)
+    results, errors = apply_changes(plan, job.execute, options, progress)
     report = Report(
-        job=job,
+        job=job.name,
         dry_run=options.dry_run,
         results=results,
-        orphans=plan.orphans,
+        notes=list(plan.notes),
         unchanged=plan.unchanged,
-        conflicts=plan.conflicts,
-        errors=list(errors.values()),
+        errors=errors,
     )
-    return report
+    return job.finish(report)

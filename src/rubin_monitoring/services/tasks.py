@@ -1,5 +1,10 @@
-"""taskmaker: one Flux check task per (application, enabled check), kept in step with the
-templates. Drift is fixed in place with PATCH, which keeps the task's ID and run history."""
+"""taskmaker: one Flux check task per (application bucket, enabled check), kept in step with
+the templates. Drift is fixed in place with PATCH, which keeps the task's ID and run history.
+
+A task is the toolkit's when its description carries the marker with its (bucket, check) and
+its ``ownerID`` is the user of the token taskmaker runs with (the bot user, see tokenmaker).
+A task anyone else made is never changed or deleted, whatever its description says.
+"""
 
 from __future__ import annotations
 
@@ -9,44 +14,42 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..durations import parse_duration
-from ..models.changes import Action, Change, Orphan, Plan, ReconcileOptions, Report, Target
+from ..models.changes import Action, Change, Plan, ReconcileOptions
+from ..models.checks import CheckSettings
 from ..models.tasks import ObservedTask, TaskSpec
 from ..storage.influxdb import InfluxDBStore
-from .checks import CheckParams, render_check
-from .reconcile import ObjectHandlers, apply_plan
+from .checks import render_check
+from .reconcile import ObjectJob
 
 KIND = "task"
 _TRAILING_COMMA = re.compile(r",(?=[)\]}])")
 _OPTION_TASK = re.compile(r"^\s*option\s+task\s*=\s*\{.*?\}\s*$", re.MULTILINE | re.DOTALL)
 
-
-def task_name(application: str, check: str) -> str:
-    return f"{application} {check}"
+TaskPlan = Plan[TaskSpec, ObservedTask]
 
 
-def stagger_offset(application: str, check: str, every_seconds: int) -> int:
+def task_name(bucket: str, check: str) -> str:
+    return f"{bucket} {check}"
+
+
+def stagger_offset(bucket: str, check: str, every_seconds: int) -> int:
     """A stable offset in [0, every): runs spread over the interval, and adding an
     application never moves the others' offsets."""
-    return zlib.crc32(f"{application}/{check}".encode()) % max(every_seconds, 1)
+    return zlib.crc32(f"{bucket}/{check}".encode()) % max(every_seconds, 1)
 
 
-def desired_tasks(
-    buckets: Sequence[str], checks: Sequence[str], params: CheckParams
-) -> list[TaskSpec]:
-    every = parse_duration(params.every)
+def desired_tasks(buckets: Sequence[str], settings: CheckSettings) -> list[TaskSpec]:
+    """One rendered task per (bucket, check in ``settings.checks``), in that order."""
+    every = parse_duration(settings.every)
     specs = []
-    for application in buckets:
-        for check in checks:
-            offset = stagger_offset(application, check, every)
-            name = task_name(application, check)
+    for bucket in buckets:
+        for check in settings.checks:
+            offset = stagger_offset(bucket, check, every)
+            name = task_name(bucket, check)
             flux = render_check(
-                check,
-                application=application,
-                task_name=name,
-                offset=f"{offset}s",
-                params=params,
+                check, bucket=bucket, task_name=name, offset=f"{offset}s", settings=settings
             )
-            specs.append(TaskSpec(application, check, name, flux, every, offset))
+            specs.append(TaskSpec(bucket, check, name, flux, every, offset))
     return specs
 
 
@@ -118,92 +121,96 @@ def plan_tasks(
     desired: list[TaskSpec],
     observed: list[ObservedTask],
     *,
+    owner_id: str,
     force: bool = False,
     prune: bool = False,
-) -> Plan:
+) -> TaskPlan:
+    """Create missing tasks, fix drifted ones in place (recreate with ``force``), delete
+    duplicates of one identity, report undesired ones as orphans (deleted with ``prune``).
+    Only tasks owned by ``owner_id`` with the marker are considered. Pure."""
     by_identity: dict[tuple[str, str], list[ObservedTask]] = {}
     for task in observed:
         identity = task.identity
-        if identity is not None:
+        if identity is not None and task.owned_by(owner_id):
             by_identity.setdefault(identity, []).append(task)
-    changes: list[Change] = []
-    unchanged = 0
+    plan: TaskPlan = Plan()
     for spec in desired:
         found = sorted(by_identity.pop(spec.identity, []), key=lambda t: t.id)
         if not found:
-            changes.append(Change(Action.CREATE, KIND, spec.name, "missing", Target(spec, None)))
+            plan.changes.append(Change(Action.CREATE, KIND, spec.name, "missing", spec))
             continue
         current, duplicates = found[0], found[1:]
         reason = drift(spec, current)
         if force:
-            changes.append(Change(Action.RECREATE, KIND, spec.name, "FORCE", Target(spec, current)))
+            plan.changes.append(Change(Action.RECREATE, KIND, spec.name, "FORCE", spec, current))
         elif reason:
-            changes.append(Change(Action.UPDATE, KIND, spec.name, reason, Target(spec, current)))
+            plan.changes.append(Change(Action.UPDATE, KIND, spec.name, reason, spec, current))
         else:
-            unchanged += 1
+            plan.unchanged += 1
         for extra in duplicates:
-            changes.append(
-                Change(
-                    Action.DELETE,
-                    KIND,
-                    spec.name,
-                    f"duplicate of task {current.id}",
-                    Target(None, extra),
-                )
-            )
-    orphans: list[Orphan] = []
-    for (application, check), tasks in sorted(by_identity.items()):
+            reason = f"duplicate of task {current.id}"
+            plan.changes.append(Change(Action.DELETE, KIND, spec.name, reason, None, extra))
+    for (bucket, check), tasks in sorted(by_identity.items()):
         for task in tasks:
-            reason = f"owned, but check {check} of {application} is no longer desired"
-            orphans.append(Orphan(KIND, task.name, reason))
-            if prune:
-                changes.append(
-                    Change(Action.DELETE, KIND, task.name, "--prune: " + reason, Target(None, task))
-                )
-    return Plan(changes=changes, orphans=orphans, unchanged=unchanged)
+            reason = f"owned, but check {check} of {bucket} is no longer desired"
+            plan.orphan(KIND, task.name, reason, task, prune=prune)
+    return plan
 
 
-def run_taskmaker(
-    store: InfluxDBStore,
-    desired: list[TaskSpec],
-    options: ReconcileOptions,
-) -> Report:
-    plan = plan_tasks(desired, store.list_tasks(), force=options.force, prune=options.prune)
+@dataclass(frozen=True)
+class ObservedTasks:
+    """The org's tasks, and the user whose tasks are the toolkit's."""
 
-    handlers = ObjectHandlers(
-        create=store.create_task,
-        update=lambda current, spec: store.update_task(current.id, spec),
-        delete=lambda current: store.delete_task(current.id),
-    )
-    return apply_plan("taskmaker", plan, handlers.execute, options)
+    tasks: list[ObservedTask]
+    owner_id: str
+
+
+class TaskMaker(ObjectJob[ObservedTasks, TaskSpec, ObservedTask]):
+    """taskmaker: ``desired`` tasks, owned by the user of the store's token."""
+
+    name = "taskmaker"
+
+    def __init__(self, store: InfluxDBStore, desired: list[TaskSpec]) -> None:
+        self.store = store
+        self.desired = desired
+
+    def observe(self) -> ObservedTasks:
+        return ObservedTasks(self.store.list_tasks(), self.store.current_user_id())
+
+    def plan(self, observed: ObservedTasks, options: ReconcileOptions) -> TaskPlan:
+        return plan_tasks(
+            self.desired,
+            observed.tasks,
+            owner_id=observed.owner_id,
+            force=options.force,
+            prune=options.prune,
+        )
+
+    def create(self, spec: TaskSpec) -> None:
+        self.store.create_task(spec)
+
+    def update(self, current: ObservedTask, spec: TaskSpec) -> None:
+        self.store.update_task(current.id, spec)
+
+    def delete(self, current: ObservedTask) -> None:
+        self.store.delete_task(current.id)
 
 
 @dataclass(frozen=True)
 class TaskHealth:
+    """The toolkit's tasks whose last run failed, of ``owned`` in all."""
+
     failing: list[ObservedTask]
     owned: int
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "job": "taskmaker-health",
-            "owned_tasks": self.owned,
-            "failing": [
-                {
-                    "id": task.id,
-                    "name": task.name,
-                    "application": (task.identity or ("", ""))[0],
-                    "check": (task.identity or ("", ""))[1],
-                    "last_run_status": task.last_run_status,
-                    "last_run_error": task.last_run_error,
-                    "latest_completed": task.latest_completed,
-                }
-                for task in self.failing
-            ],
-        }
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failing else 0
 
 
 def task_health(store: InfluxDBStore) -> TaskHealth:
     """Owned tasks whose last run failed, from one task listing."""
-    owned = [task for task in store.list_tasks() if task.identity is not None]
+    owner_id = store.current_user_id()
+    owned = [task for task in store.list_tasks() if task.owned_by(owner_id)]
     failing = [task for task in owned if task.last_run_status == "failed"]
     return TaskHealth(failing=sorted(failing, key=lambda t: t.name), owned=len(owned))

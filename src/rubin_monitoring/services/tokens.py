@@ -38,83 +38,64 @@ the instance operator token.
 
 Token values are taken only from the create response (2.7.12 also lists them, 2.9 stores them
 hashed; the listing's values are dropped at once) and go to stdout once, or only to a Secret
-manifest; never to the logs. Reruns recognise the toolkit's tokens by their description marker
-``managed-by=rubin-monitoring token=<role>``.
+manifest; never to the logs. Reruns recognise the toolkit's tokens by the marker that ends their
+description, ``(managed-by=rubin-monitoring token=<role>)``, together with their user: the bot
+user for taskmaker, the operator's user (the one tokenmaker runs as) for the others. A token
+with a look-alike description that belongs to anyone else is never current, stale or deleted.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import yaml
 
 from ..config import ALERT_BUCKET, ALERTED_BUCKET
 from ..exceptions import ConfigError, RubinMonitoringError
 from ..models.buckets import ObservedBucket
-from ..models.changes import (
-    Action,
-    Change,
-    Conflict,
-    Orphan,
-    Plan,
-    ReconcileOptions,
-    Report,
-    Target,
-)
+from ..models.changes import Action, Change, Note, NoteKind, Plan, ReconcileOptions, Report
 from ..models.tokens import (
     DEFAULT_BOT_USER,
-    DEFAULT_SECRET_NAME,
     READ,
     WRITE,
     BotObservation,
     ObservedAuthorization,
     Permission,
     Role,
-    StaleToken,
     TokenSpec,
     describe_permissions,
 )
-from ..output import render_report
 from ..storage.authorizations import AuthorizationStore
 from ..storage.influxdb import InfluxDBStore
-from .reconcile import apply_plan
-
-__all__ = [
-    "DEFAULT_BOT_USER",
-    "DEFAULT_SECRET_NAME",
-    "ROLE_NAMES",
-    "Role",
-    "TokenPlan",
-    "TokenResult",
-    "application_buckets",
-    "check_manifest_path",
-    "desired_tokens",
-    "plan_tokens",
-    "render_tokens_text",
-    "run_tokenmaker",
-    "secret_manifest_text",
-    "tokens_to_json",
-    "write_secret_manifest",
-]
+from .reconcile import ReconcilingJob
 
 log = logging.getLogger(__name__)
 
 ROLE_NAMES = tuple(role.value for role in Role)
 ALL_ROLES = frozenset(Role)
 
-SECRET_KEY_SUFFIX = "-token"
-
 KIND_USER = "user"
 KIND_OWNER = "org-owner"
 KIND_TOKEN = "token"
 
+# Apply order: the bot user, then its org ownership, then new tokens, then old ones deleted.
+PHASE_USER, PHASE_OWNER, PHASE_CREATE, PHASE_DELETE = range(4)
+
 OWNER_REASON = (
     "tasks run with their owner's permissions; only an org owner may write multiapp_ from a task"
 )
+
+
+@dataclass(frozen=True)
+class RoleTokens:
+    """The existing tokens a change acts on: the ones a rotation replaces (newest first), or the
+    one an orphan deletion removes."""
+
+    tokens: tuple[ObservedAuthorization, ...]
+
+
+TokenChange = Change[TokenSpec, RoleTokens]
+TokenPlan = Plan[TokenSpec, RoleTokens]
 
 
 def application_buckets(buckets: Iterable[ObservedBucket]) -> list[ObservedBucket]:
@@ -131,8 +112,9 @@ def desired_tokens(
     org_name: str,
     buckets: list[ObservedBucket],
     roles: frozenset[Role] = ALL_ROLES,
-) -> tuple[list[TokenSpec], list[Conflict]]:
-    """The token each selected role needs, from the org's buckets. Pure.
+) -> tuple[list[TokenSpec], list[Note]]:
+    """The token each selected role needs, from the org's buckets, and conflicts for roles
+    that cannot have one yet. Pure.
 
     Raises :class:`ConfigError` when ``multiapp_`` or ``alerted_`` is missing: tokenmaker
     runs after bucketmaker.
@@ -154,20 +136,15 @@ def desired_tokens(
 
     read_org = Permission(READ, "orgs", org_id, org_id, org_name)
     specs: list[TokenSpec] = []
-    conflicts: list[Conflict] = []
+    conflicts: list[Note] = []
     for role in Role:
         if role not in roles:
             continue
         if role is Role.TELEGRAF:
             apps = application_buckets(buckets)
             if not apps:
-                conflicts.append(
-                    Conflict(
-                        KIND_TOKEN,
-                        role.value,
-                        "no application buckets yet: run bucketmaker, then tokenmaker again",
-                    )
-                )
+                reason = "no application buckets yet: run bucketmaker, then tokenmaker again"
+                conflicts.append(Note(NoteKind.CONFLICT, KIND_TOKEN, role.value, reason))
                 continue
             permissions = {bucket(WRITE, app) for app in apps}
         elif role is Role.BUCKETMAKER:
@@ -196,14 +173,6 @@ def desired_tokens(
     return specs, conflicts
 
 
-@dataclass(frozen=True)
-class TokenPlan:
-    plan: Plan
-    stale: list[StaleToken] = field(default_factory=list)
-    existing: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
 def _staleness(
     spec: TokenSpec, current: ObservedAuthorization, bot: BotObservation | None, bot_user: str
 ) -> str | None:
@@ -228,131 +197,156 @@ def _newest_first(tokens: list[ObservedAuthorization]) -> list[ObservedAuthoriza
     return sorted(tokens, key=lambda token: (token.created_at, token.id), reverse=True)
 
 
+def owned_tokens(
+    observed: Iterable[ObservedAuthorization], operator_id: str, bot: BotObservation | None
+) -> dict[str, list[ObservedAuthorization]]:
+    """The toolkit's tokens by role: marked with a role and belonging to the user tokenmaker
+    gives that role to (the bot for taskmaker, the operator for the others). With no operator
+    ID known (unit tests of older callers), the marker alone decides."""
+    bot_id = bot.user.id if bot is not None and bot.user is not None else None
+    mine: dict[str, list[ObservedAuthorization]] = {}
+    for token in observed:
+        role = token.role
+        if role is None:
+            continue
+        users = {operator_id, bot_id} if role == Role.TASKMAKER.value else {operator_id}
+        if operator_id and token.user_id not in users:
+            continue
+        mine.setdefault(role, []).append(token)
+    return mine
+
+
 def plan_tokens(
     desired: list[TokenSpec],
     observed: list[ObservedAuthorization],
     bot: BotObservation | None,
     *,
+    operator_id: str = "",
     bot_user: str = DEFAULT_BOT_USER,
     rotate: bool = False,
     prune: bool = False,
     roles: frozenset[Role] = ALL_ROLES,
-    conflicts: Iterable[Conflict] = (),
+    conflicts: Iterable[Note] = (),
 ) -> TokenPlan:
     """Changes for the bot user and the tokens. Pure.
 
-    ``bot`` None: the bot user is not part of this run (taskmaker not selected). Only tokens
-    with the toolkit's marker are considered; of several for one role the newest is current,
-    the others are orphans (deleted with ``prune``, or replaced with ``rotate``).
+    ``bot`` None: the bot user is not part of this run (taskmaker not selected). Only the
+    toolkit's tokens are considered (see :func:`owned_tokens`); of several for one role the
+    newest is current, the others are orphans (deleted with ``prune``, or replaced with
+    ``rotate``). A stale token is reported, not replaced, unless ``rotate``.
     """
-    changes: list[Change] = []
-    conflict_list = list(conflicts)
-    orphans: list[Orphan] = []
-    stale: list[StaleToken] = []
-    existing: list[str] = []
-    warnings: list[str] = []
-    unchanged = 0
+    plan: TokenPlan = Plan(notes=list(conflicts))
 
     if bot is not None:
-        if bot.user is None:
-            changes.append(
-                Change(Action.CREATE, KIND_USER, bot_user, "missing: owns the tasks, no password")
-            )
-            changes.append(Change(Action.CREATE, KIND_OWNER, bot_user, OWNER_REASON))
-        else:
-            unchanged += 1
-            if not bot.user.active:
-                conflict_list.append(
-                    Conflict(
-                        KIND_USER,
-                        bot_user,
-                        "the bot user is inactive: its token is refused and its tasks fail; "
-                        "left untouched",
-                    )
-                )
-            if bot.org_owner:
-                unchanged += 1
-            elif bot.org_member:
-                reason = f"member -> owner: {OWNER_REASON}"
-                changes.append(Change(Action.UPDATE, KIND_OWNER, bot_user, reason))
-            else:
-                changes.append(Change(Action.CREATE, KIND_OWNER, bot_user, OWNER_REASON))
-        if bot.other_orgs:
-            warnings.append(
-                f"bot user {bot_user} also belongs to {', '.join(bot.other_orgs)}: its tasks get "
-                "those organizations' permissions too; use one --bot-user per organization"
-            )
+        _plan_bot(plan, bot, bot_user)
 
-    by_role: dict[str, list[ObservedAuthorization]] = {}
-    for token in observed:
-        if token.role is not None:
-            by_role.setdefault(token.role, []).append(token)
-
+    by_role = owned_tokens(observed, operator_id, bot)
     for spec in desired:
         role = spec.role.value
         mine = _newest_first(by_role.pop(role, []))
         if not mine:
-            changes.append(Change(Action.CREATE, KIND_TOKEN, role, "missing", Target(spec, ())))
+            plan.changes.append(
+                Change(Action.CREATE, KIND_TOKEN, role, "missing", spec, phase=PHASE_CREATE)
+            )
             continue
         current, older = mine[0], mine[1:]
         problem = _staleness(spec, current, bot, bot_user)
         if rotate:
             reason = "--rotate" + (f" (was stale: {problem})" if problem else "")
-            changes.append(
-                Change(Action.RECREATE, KIND_TOKEN, role, reason, Target(spec, tuple(mine)))
+            replaced = RoleTokens(tuple(mine))
+            plan.changes.append(
+                Change(Action.RECREATE, KIND_TOKEN, role, reason, spec, replaced, PHASE_CREATE)
             )
             continue
         if problem:
-            stale.append(StaleToken(role, problem))
+            plan.note(NoteKind.STALE, KIND_TOKEN, role, problem)
         else:
-            unchanged += 1
-            existing.append(role)
+            plan.unchanged += 1
+            plan.note(
+                NoteKind.EXISTS,
+                KIND_TOKEN,
+                role,
+                "value not shown: InfluxDB shows a token only when it is made; "
+                "--rotate replaces it",
+            )
         for duplicate in older:
-            reason = f"an older duplicate of the {role} token"
-            _orphan(role, duplicate, reason, orphans, changes, prune)
+            _orphan(plan, role, duplicate, f"an older duplicate of the {role} token", prune)
 
     for role, tokens in sorted(by_role.items()):
         # A known role left here is not selected, or blocked by a conflict: left alone.
         if role in ROLE_NAMES or roles != ALL_ROLES:
             continue
         for token in tokens:
-            reason = f"role {role!r} is not one tokenmaker makes"
-            _orphan(role, token, reason, orphans, changes, prune)
-    plan = Plan(changes=changes, orphans=orphans, unchanged=unchanged, conflicts=conflict_list)
-    return TokenPlan(plan=plan, stale=stale, existing=existing, warnings=warnings)
+            _orphan(plan, role, token, f"role {role!r} is not one tokenmaker makes", prune)
+    return plan
 
 
-def _orphan(
-    role: str,
-    token: ObservedAuthorization,
-    reason: str,
-    orphans: list[Orphan],
-    changes: list[Change],
-    prune: bool,
-) -> None:
-    name = f"{role} ({token.id})"
-    orphans.append(Orphan(KIND_TOKEN, name, reason))
-    if prune:
-        changes.append(
-            Change(Action.DELETE, KIND_TOKEN, name, f"--prune: {reason}", Target(None, (token,)))
+def _plan_bot(plan: TokenPlan, bot: BotObservation, bot_user: str) -> None:
+    if bot.user is None:
+        reason = "missing: owns the tasks, no password"
+        plan.changes.append(Change(Action.CREATE, KIND_USER, bot_user, reason, phase=PHASE_USER))
+        plan.changes.append(
+            Change(Action.CREATE, KIND_OWNER, bot_user, OWNER_REASON, phase=PHASE_OWNER)
+        )
+    else:
+        plan.unchanged += 1
+        if not bot.user.active:
+            plan.note(
+                NoteKind.CONFLICT,
+                KIND_USER,
+                bot_user,
+                "the bot user is inactive: its token is refused and its tasks fail; left untouched",
+            )
+        if bot.org_owner:
+            plan.unchanged += 1
+        elif bot.org_member:
+            reason = f"member -> owner: {OWNER_REASON}"
+            plan.changes.append(
+                Change(Action.UPDATE, KIND_OWNER, bot_user, reason, phase=PHASE_OWNER)
+            )
+        else:
+            plan.changes.append(
+                Change(Action.CREATE, KIND_OWNER, bot_user, OWNER_REASON, phase=PHASE_OWNER)
+            )
+    if bot.other_orgs:
+        plan.note(
+            NoteKind.WARNING,
+            KIND_USER,
+            bot_user,
+            f"bot user {bot_user} also belongs to {', '.join(bot.other_orgs)}: its tasks get "
+            "those organizations' permissions too; use one --bot-user per organization",
         )
 
 
+def _orphan(
+    plan: TokenPlan, role: str, token: ObservedAuthorization, reason: str, prune: bool
+) -> None:
+    name = f"{role} ({token.id})"
+    plan.orphan(KIND_TOKEN, name, reason, RoleTokens((token,)), prune=prune, phase=PHASE_DELETE)
+
+
 @dataclass
-class TokenResult:
-    report: Report
-    stale: list[StaleToken]
-    existing: list[str]
-    warnings: list[str]
-    permissions: dict[str, str]
+class TokenReport(Report):
+    """tokenmaker's report: also the permissions each role gets, and the new token values
+    (never in ``repr``; rendered only to stdout or a Secret manifest)."""
+
+    permissions: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict, repr=False)
 
-    @property
-    def exit_code(self) -> int:
-        return self.report.exit_code
+
+@dataclass(frozen=True)
+class ObservedIdentities:
+    """What tokenmaker sees: the org, its buckets, the bot user, the tokens, the operator."""
+
+    org_id: str
+    buckets: list[ObservedBucket]
+    bot: BotObservation | None
+    tokens: list[ObservedAuthorization]
+    operator_id: str
 
 
 def observe_bot(auths: AuthorizationStore, org_id: str, bot_user: str) -> BotObservation:
+    """The bot user, whether it owns (or is a member of) the org, and its other orgs."""
     user = auths.find_user(bot_user)
     if user is None:
         return BotObservation(None)
@@ -362,187 +356,105 @@ def observe_bot(auths: AuthorizationStore, org_id: str, bot_user: str) -> BotObs
     return BotObservation(user, owner, others, member)
 
 
-def run_tokenmaker(
-    store: InfluxDBStore,
-    auths: AuthorizationStore,
-    *,
-    bot_user: str = DEFAULT_BOT_USER,
-    roles: Iterable[Role] = ALL_ROLES,
-    rotate: bool = False,
-    prune: bool = False,
-    dry_run: bool = False,
-) -> TokenResult:
-    """Observe, plan, apply. Changes run one at a time, in order: the bot user before its
-    token; a replacement token is created before the old one is deleted."""
-    bot_user = bot_user.strip()
-    if not bot_user:
-        raise ConfigError("--bot-user is empty")
-    selected = frozenset(roles) or ALL_ROLES
-    buckets = store.list_buckets()
-    org_id = store.org_id
-    desired, conflicts = desired_tokens(org_id, store.org, buckets, selected)
-    bot = observe_bot(auths, org_id, bot_user) if Role.TASKMAKER in selected else None
-    observed = auths.list_authorizations(org_id)
-    token_plan = plan_tokens(
-        desired,
-        observed,
-        bot,
-        bot_user=bot_user,
-        rotate=rotate,
-        prune=prune,
-        roles=selected,
-        conflicts=conflicts,
-    )
-    bot_id = {"id": bot.user.id if bot is not None and bot.user is not None else None}
-    tokens: dict[str, str] = {}
+class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
+    """tokenmaker: the bot user and one token per selected role. Changes are applied phase by
+    phase: the bot user, its ownership of the org, tokens, then orphan deletions; a rotation
+    creates the new token before it deletes the ones it replaces."""
 
-    def require_bot() -> str:
-        if bot_id["id"] is None:
-            raise RubinMonitoringError(f"bot user {bot_user} does not exist (creating it failed)")
-        return bot_id["id"]
+    name = "tokenmaker"
 
-    def execute(change: Change) -> None:
+    def __init__(
+        self,
+        store: InfluxDBStore,
+        auths: AuthorizationStore,
+        *,
+        bot_user: str = DEFAULT_BOT_USER,
+        roles: Iterable[Role] = ALL_ROLES,
+        rotate: bool = False,
+    ) -> None:
+        self.store = store
+        self.auths = auths
+        self.bot_user = bot_user.strip()
+        if not self.bot_user:
+            raise ConfigError("--bot-user is empty")
+        self.roles = frozenset(roles) or ALL_ROLES
+        self.rotate = rotate
+        self.tokens: dict[str, str] = {}
+        self.permissions: dict[str, str] = {}
+        self._org_id = ""
+        self._bot_id: str | None = None
+
+    def observe(self) -> ObservedIdentities:
+        buckets = self.store.list_buckets()
+        org_id = self.store.org_id
+        bot = None
+        if Role.TASKMAKER in self.roles:
+            bot = observe_bot(self.auths, org_id, self.bot_user)
+        tokens = self.auths.list_authorizations(org_id)
+        return ObservedIdentities(org_id, buckets, bot, tokens, self.store.current_user_id())
+
+    def plan(self, observed: ObservedIdentities, options: ReconcileOptions) -> TokenPlan:
+        self._org_id = observed.org_id
+        bot = observed.bot
+        self._bot_id = bot.user.id if bot is not None and bot.user is not None else None
+        desired, conflicts = desired_tokens(
+            observed.org_id, self.store.org, observed.buckets, self.roles
+        )
+        self.permissions = {
+            spec.role.value: describe_permissions(spec.permissions) for spec in desired
+        }
+        plan = plan_tokens(
+            desired,
+            observed.tokens,
+            bot,
+            operator_id=observed.operator_id,
+            bot_user=self.bot_user,
+            rotate=self.rotate or options.force,
+            prune=options.prune,
+            roles=self.roles,
+            conflicts=conflicts,
+        )
+        for note in plan.notes:
+            if note.category is NoteKind.STALE:
+                log.warning("token %s is stale: %s; --rotate re-issues it", note.name, note.reason)
+            elif note.category is NoteKind.WARNING:
+                log.warning("%s", note.reason)
+        return plan
+
+    def _require_bot(self) -> str:
+        if self._bot_id is None:
+            raise RubinMonitoringError(
+                f"bot user {self.bot_user} does not exist (creating it failed)"
+            )
+        return self._bot_id
+
+    def execute(self, change: TokenChange) -> None:
         if change.kind == KIND_USER:
-            bot_id["id"] = auths.create_user(change.name).id
-            return
-        if change.kind == KIND_OWNER:
-            user_id = require_bot()
+            self._bot_id = self.auths.create_user(change.name).id
+        elif change.kind == KIND_OWNER:
+            user_id = self._require_bot()
             if change.action is Action.UPDATE:
-                auths.remove_org_member(org_id, user_id)
-            auths.add_org_owner(org_id, user_id)
-            return
-        target = change.target  # current: the tokens this change replaces
-        if target.spec is not None:
-            spec = target.spec
-            owner_id = require_bot() if spec.bot_owned else None
-            created = auths.create_authorization(
-                org_id, spec.description, sorted(spec.permissions), owner_id
-            )
-            tokens[spec.role.value] = created.token
-        for old in target.current:
-            auths.delete_authorization(old.id)
-
-    for item in token_plan.stale:
-        log.warning("token %s is stale: %s; --rotate re-issues it", item.role, item.reason)
-    for warning in token_plan.warnings:
-        log.warning("%s", warning)
-    report = apply_plan(
-        "tokenmaker", token_plan.plan, execute, ReconcileOptions(dry_run=dry_run, concurrency=1)
-    )
-    return TokenResult(
-        report=report,
-        stale=token_plan.stale,
-        existing=token_plan.existing,
-        warnings=token_plan.warnings,
-        permissions={spec.role.value: describe_permissions(spec.permissions) for spec in desired},
-        tokens=tokens,
-    )
-
-
-# Output: token values appear here and nowhere else.
-
-
-def render_tokens_text(result: TokenResult, *, manifest: Path | None) -> str:
-    """The report; then the new token values, or where they were written."""
-    lines = render_report(result.report).splitlines()
-    summary = lines.pop()
-    for role in result.existing:
-        lines.append(
-            f"  exists   {KIND_TOKEN} {role} (value not shown: InfluxDB shows a token only when "
-            "it is made; --rotate replaces it)"
-        )
-    for item in result.stale:
-        lines.append(
-            f"  stale    {KIND_TOKEN} {item.role} ({item.reason}; "
-            f"re-issue with --rotate --role {item.role})"
-        )
-    for warning in result.warnings:
-        lines.append(f"  warning  {warning}")
-    lines.append(f"{summary}, {len(result.stale)} stale")
-    if result.report.dry_run:
-        for role, permissions in result.permissions.items():
-            lines.append(f"  grants   {role}: {permissions}")
-        return "\n".join(lines)
-    if manifest is not None:
-        if result.tokens:
-            keys = ", ".join(
-                f"{role}{SECRET_KEY_SUFFIX}" for role, _ in _in_role_order(result.tokens)
-            )
-            lines.append(f"secret manifest {manifest} written (mode 0600), keys: {keys}")
+                self.auths.remove_org_member(self._org_id, user_id)
+            self.auths.add_org_owner(self._org_id, user_id)
         else:
-            lines.append(f"secret manifest {manifest} not written: no new token values")
-    elif result.tokens:
-        lines.append("new tokens (shown only this once):")
-        lines.extend(f"{role} {token}" for role, token in _in_role_order(result.tokens))
-    return "\n".join(lines)
+            if change.spec is not None:
+                spec = change.spec
+                owner_id = self._require_bot() if spec.bot_owned else None
+                created = self.auths.create_authorization(
+                    self._org_id, spec.description, sorted(spec.permissions), owner_id
+                )
+                self.tokens[spec.role.value] = created.token
+            for old in change.current.tokens if change.current is not None else ():
+                self.auths.delete_authorization(old.id)
 
-
-def tokens_to_json(result: TokenResult, *, manifest: Path | None) -> dict[str, object]:
-    body = result.report.to_json()
-    summary = body["summary"]
-    assert isinstance(summary, dict)
-    summary["stale"] = len(result.stale)
-    body["stale"] = [item.to_json() for item in result.stale]
-    body["existing"] = list(result.existing)
-    body["warnings"] = list(result.warnings)
-    body["permissions"] = dict(result.permissions)
-    if manifest is not None:
-        body["secret_manifest"] = str(manifest) if result.tokens else None
-        body["tokens"] = {}
-    else:
-        body["tokens"] = dict(_in_role_order(result.tokens))
-    return body
-
-
-def _in_role_order(tokens: Mapping[str, str]) -> list[tuple[str, str]]:
-    order = {name: index for index, name in enumerate(ROLE_NAMES)}
-    return sorted(tokens.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
-
-
-def secret_manifest_text(
-    tokens: Mapping[str, str], name: str = DEFAULT_SECRET_NAME, namespace: str | None = None
-) -> str:
-    """A Kubernetes Secret with one ``stringData`` key per role, ``<role>-token`` (the keys
-    the CronJobs in ``cronjobs/`` read)."""
-    metadata: dict[str, object] = {"name": name}
-    if namespace:
-        metadata["namespace"] = namespace
-    metadata["labels"] = {"app.kubernetes.io/managed-by": "rubin-monitoring"}
-    document = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": metadata,
-        "type": "Opaque",
-        "stringData": {
-            f"{role}{SECRET_KEY_SUFFIX}": value for role, value in _in_role_order(tokens)
-        },
-    }
-    return yaml.safe_dump(document, sort_keys=False)
-
-
-def check_manifest_path(path: Path) -> None:
-    """Fail before any token is made if the manifest could not be written."""
-    if path.is_dir():
-        raise ConfigError(f"--secret-manifest {path} is a directory")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ConfigError(f"--secret-manifest {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ConfigError(f"--secret-manifest {path} is not writable")
-
-
-def write_secret_manifest(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600, atomically (a reader never sees half)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(text)
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise RubinMonitoringError(
-            f"cannot write the secret manifest {path}: {error.strerror}; the new tokens were "
-            "made but not saved: run again with --rotate"
-        ) from None
+    def finish(self, report: Report) -> TokenReport:
+        return TokenReport(
+            job=report.job,
+            dry_run=report.dry_run,
+            results=report.results,
+            notes=report.notes,
+            unchanged=report.unchanged,
+            errors=report.errors,
+            permissions=dict(self.permissions),
+            tokens=dict(self.tokens),
+        )

@@ -1,10 +1,13 @@
-"""Findings in ``multiapp_`` and records in ``alerted_``, read with Flux and written as line
-protocol through the toolkit's one InfluxDB HTTP client (:class:`InfluxHTTP`).
+"""Findings in ``multiapp_`` and records in ``alerted_``: Flux queries and line-protocol writes
+through the official client, influxdb-client.
 
-Why not influxdb-client's QueryApi/WriteApi: :class:`InfluxHTTP` already carries the project's
-retry policy and maps errors onto :mod:`rubin_monitoring.exceptions` (401/403 -> exit 3,
-unreachable -> exit 3); a second client would need its own copy of both. The two queries here
-end in ``group()``, so the answer is one plain CSV table that the standard library reads.
+The client parses Flux's annotated CSV (types included) and escapes line protocol; this module
+maps its errors onto :mod:`rubin_monitoring.exceptions` (401/403 -> exit 3, unreachable ->
+exit 3, a missing bucket or org -> exit 2). Its requests are retried by urllib3's
+:class:`~urllib3.util.Retry` (429 and 5xx, honouring ``Retry-After``; connection errors), the
+same policy :class:`rubin_monitoring.storage.http.InfluxHTTP` applies to the management API.
+Both the query and the write are safe to repeat: a query reads, and a repeated write stores the
+same points (same series and time) again.
 
 Schema of ``alerted_`` (one point per alert per notification, written only after Slack said
 ``ok``): measurement ``alert``; tags ``dedup_key``, ``status`` (``firing`` or ``resolved``),
@@ -15,15 +18,28 @@ time = when Slack accepted the message.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
+
+import urllib3
+from influxdb_client.client.flux_csv_parser import FluxQueryException
+from influxdb_client.client.influxdb_client import InfluxDBClient
+from influxdb_client.client.write.point import Point
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.rest import ApiException
 
 from ..config import ALERT_BUCKET, ALERTED_BUCKET
-from ..exceptions import ConfigError, InfluxDBError
+from ..exceptions import (
+    ConfigError,
+    InfluxDBAuthError,
+    InfluxDBError,
+    InfluxDBUnavailableError,
+    RubinMonitoringError,
+)
 from ..models.alerts import Alert, AlertRecord, AlertStatus, Finding
-from .http import InfluxHTTP
+from .http import RETRY_STATUSES, RetryPolicy, error_message_of, is_permission_failure
 from .influxdb import org_not_found
 
 MEASUREMENT = "alert"
@@ -31,60 +47,37 @@ TAGS = ("check", "application", "cluster", "severity", "dedup_key")
 RECORD_TAGS = (*TAGS, "status", "route")
 
 
-def parse_csv(text: str) -> list[dict[str, str]]:
-    """Rows of Flux's CSV answer (header row, no annotations), across all its tables.
-
-    Flux repeats the header, after an empty line, whenever the columns change. An error
-    met while streaming comes as a table with ``error`` and ``reference`` columns.
-    """
-    rows: list[dict[str, str]] = []
-    header: list[str] | None = None
-    for row in csv.reader(io.StringIO(text)):
-        if not row or not any(row):
-            header = None
-            continue
-        if header is None:
-            header = row
-            continue
-        record = dict(zip(header, row, strict=False))
-        if "error" in header and "reference" in header and "_time" not in header:
-            raise InfluxDBError("POST", "/api/v2/query", 200, record.get("error") or "error")
-        rows.append(record)
-    return rows
+def client_retries(policy: RetryPolicy) -> urllib3.Retry:
+    """urllib3's retry strategy for ``policy``: every method (queries and writes are POSTs that
+    are safe to repeat), 429 and 5xx, ``Retry-After`` honoured."""
+    return urllib3.Retry(
+        total=policy.attempts - 1,
+        connect=policy.attempts - 1,
+        read=policy.attempts - 1,
+        status=policy.attempts - 1,
+        backoff_factor=policy.backoff_seconds,
+        backoff_max=policy.max_wait_seconds,
+        status_forcelist=sorted(RETRY_STATUSES),
+        allowed_methods=None,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
 
 
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+def open_client(url: str, token: str, org: str, *, timeout: float) -> InfluxDBClient:
+    """An influxdb-client for queries and writes, with the toolkit's retry policy."""
+    return InfluxDBClient(
+        url=url,
+        token=token,
+        org=org,
+        timeout=int(timeout * 1000),
+        retries=client_retries(RetryPolicy()),
+    )
 
 
-def _status(text: str | None) -> AlertStatus:
-    try:
-        return AlertStatus(text or AlertStatus.FIRING.value)
-    except ValueError:
-        return AlertStatus.FIRING
-
-
-def _float(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _escape_tag(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
-def _escape_string(text: str) -> str:
-    # Line protocol has no newline escape; a record's message is for people, so flatten it.
-    flat = " ".join(text.splitlines())
-    return flat.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def record_line(alert: Alert, route: str, when: datetime) -> str:
-    """One ``alerted_`` point as line protocol (millisecond precision)."""
+def record_point(alert: Alert, route: str, when: datetime) -> Point:
+    """One ``alerted_`` point (millisecond precision); empty tags are left out."""
+    point = Point(MEASUREMENT)
     tags = {
         "check": alert.check,
         "application": alert.application,
@@ -94,14 +87,38 @@ def record_line(alert: Alert, route: str, when: datetime) -> str:
         "status": alert.status.value,
         "route": route,
     }
-    tag_text = "".join(
-        f",{key}={_escape_tag(value)}" for key, value in sorted(tags.items()) if value
-    )
-    fields = [f'message="{_escape_string(alert.message)}"']
+    for key, value in sorted(tags.items()):
+        if value:
+            point.tag(key, value)
+    # A record's message is for people; one line keeps it readable in any client.
+    point.field("message", " ".join(alert.message.splitlines()))
     if alert.value is not None:
-        fields.append(f"value={float(alert.value)!r}")
-    millis = int(when.timestamp() * 1000)
-    return f"{MEASUREMENT}{tag_text} {','.join(fields)} {millis}"
+        point.field("value", float(alert.value))
+    timed: Point = point.time(when, "ms")
+    return timed
+
+
+def _text(values: dict[str, Any], key: str) -> str:
+    value = values.get(key)
+    return "" if value is None else str(value)
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
+
+
+def _status(text: str) -> AlertStatus:
+    try:
+        return AlertStatus(text or AlertStatus.FIRING.value)
+    except ValueError:
+        return AlertStatus.FIRING
 
 
 class AlertStore:
@@ -109,45 +126,55 @@ class AlertStore:
 
     def __init__(
         self,
-        http: InfluxHTTP,
+        client: InfluxDBClient,
         org: str,
         *,
         findings_bucket: str = ALERT_BUCKET,
         records_bucket: str = ALERTED_BUCKET,
     ) -> None:
-        self.http = http
+        self.client = client
         self.org = org
         self.findings_bucket = findings_bucket
         self.records_bucket = records_bucket
+        self._write = client.write_api(write_options=SYNCHRONOUS)
+        self._query = client.query_api()
 
-    def _config_error(self, error: InfluxDBError, bucket: str) -> ConfigError | None:
-        text = error.server_message.lower()
-        if error.status == 404 and "bucket" in text:
+    @contextmanager
+    def _errors(self, method: str, path: str, bucket: str) -> Iterator[None]:
+        """Map the client's exceptions onto the toolkit's."""
+        try:
+            yield
+        except ApiException as error:
+            raise self._api_error(method, path, bucket, error) from None
+        except FluxQueryException as error:
+            raise InfluxDBError(method, path, 200, str(error.message)) from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise InfluxDBUnavailableError(
+                f"cannot reach InfluxDB at {self.client.url} ({method} {path}): "
+                f"{type(error).__name__}"
+            ) from None
+
+    def _api_error(
+        self, method: str, path: str, bucket: str, error: ApiException
+    ) -> RubinMonitoringError:
+        status = int(error.status or 0)
+        message = error_message_of(str(error.body or ""), str(error.reason or ""))
+        if is_permission_failure(status, message):
+            return InfluxDBAuthError(method, path, status, message)
+        text = message.lower()
+        if status == 404 and "bucket" in text:
             return ConfigError(
                 f"bucket {bucket} not found in organization {self.org!r} "
                 "(run bucketmaker first, or give the token access to it)"
             )
         if "organization" in text and "not found" in text:
             return org_not_found(self.org)
-        return None
+        return InfluxDBError(method, path, status, message)
 
-    def _query(self, flux: str, bucket: str) -> list[dict[str, str]]:
-        body = {
-            "query": flux,
-            "type": "flux",
-            "dialect": {"header": True, "annotations": [], "delimiter": ","},
-        }
-        try:
-            response = self.http.request(
-                "POST",
-                "/api/v2/query",
-                params={"org": self.org},
-                json=body,
-                headers={"Accept": "text/csv"},
-            )
-        except InfluxDBError as error:
-            raise self._config_error(error, bucket) or error from None
-        return parse_csv(response.text)
+    def _rows(self, flux: str, bucket: str) -> list[dict[str, Any]]:
+        with self._errors("POST", "/api/v2/query", bucket):
+            tables = self._query.query(flux, org=self.org)
+            return [record.values for table in tables for record in table.records]
 
     def findings(self, lookback_seconds: int) -> list[Finding]:
         """Every ``alert`` row of the last ``lookback_seconds``, oldest first."""
@@ -163,16 +190,16 @@ from(bucket: "{self.findings_bucket}")
 """
         return [
             Finding(
-                time=_time(row["_time"]),
-                check=row.get("check", ""),
-                application=row.get("application", ""),
-                cluster=row.get("cluster", ""),
-                severity=row.get("severity", ""),
-                dedup_key=row.get("dedup_key", ""),
-                message=row.get("message", ""),
+                time=row["_time"],
+                check=_text(row, "check"),
+                application=_text(row, "application"),
+                cluster=_text(row, "cluster"),
+                severity=_text(row, "severity"),
+                dedup_key=_text(row, "dedup_key"),
+                message=_text(row, "message"),
                 value=_float(row.get("value")),
             )
-            for row in self._query(flux, self.findings_bucket)
+            for row in self._rows(flux, self.findings_bucket)
         ]
 
     def records(self, since_seconds: int) -> list[AlertRecord]:
@@ -187,32 +214,29 @@ from(bucket: "{self.records_bucket}")
 """
         return [
             AlertRecord(
-                time=_time(row["_time"]),
-                dedup_key=row.get("dedup_key", ""),
-                status=_status(row.get("status")),
-                check=row.get("check", ""),
-                application=row.get("application", ""),
-                cluster=row.get("cluster", ""),
-                severity=row.get("severity", ""),
-                route=row.get("route", ""),
-                message=row.get("_value", ""),
+                time=row["_time"],
+                dedup_key=_text(row, "dedup_key"),
+                status=_status(_text(row, "status")),
+                check=_text(row, "check"),
+                application=_text(row, "application"),
+                cluster=_text(row, "cluster"),
+                severity=_text(row, "severity"),
+                route=_text(row, "route"),
+                message=_text(row, "_value"),
             )
-            for row in self._query(flux, self.records_bucket)
+            for row in self._rows(flux, self.records_bucket)
         ]
 
     def record(self, alerts: Iterable[Alert], route: str, when: datetime | None = None) -> None:
         """Write one record per alert; retried writes are idempotent (same series and time)."""
         moment = when or datetime.now(UTC)
-        body = "\n".join(record_line(alert, route, moment) for alert in alerts)
-        if not body:
+        points = [record_point(alert, route, moment) for alert in alerts]
+        if not points:
             return
-        try:
-            self.http.request(
-                "POST",
-                "/api/v2/write",
-                params={"org": self.org, "bucket": self.records_bucket, "precision": "ms"},
-                content=body,
-                headers={"Content-Type": "text/plain; charset=utf-8"},
+        with self._errors("POST", "/api/v2/write", self.records_bucket):
+            self._write.write(
+                bucket=self.records_bucket,
+                org=self.org,
+                record=points,
+                write_precision="ms",  # type: ignore[arg-type]  # the enum's values are str
             )
-        except InfluxDBError as error:
-            raise self._config_error(error, self.records_bucket) or error from None

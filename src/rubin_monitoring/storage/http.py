@@ -6,6 +6,7 @@ Retried: connection errors, timeouts, 429 and 5xx, honouring ``Retry-After``. No
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -50,17 +51,19 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
-def _error_message(response: httpx.Response) -> str:
+def error_message_of(body: str, reason: str) -> str:
+    """The ``message`` of an InfluxDB error body, else its first 300 characters, else
+    ``reason``."""
     try:
-        body = response.json()
+        data = json.loads(body)
     except ValueError:
-        return response.text.strip()[:300] or response.reason_phrase
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return response.reason_phrase
+        return body.strip()[:300] or reason
+    if isinstance(data, dict) and data.get("message"):
+        return str(data["message"])
+    return reason
 
 
-def _is_permission_failure(status: int, message: str) -> bool:
+def is_permission_failure(status: int, message: str) -> bool:
     """401/403, and the 500 some endpoints answer for a missing permission
     (``failed to create task: unauthorized``), which retrying cannot fix."""
     return status in (401, 403) or (status == 500 and message.endswith("unauthorized"))
@@ -128,8 +131,8 @@ class InfluxHTTP:
                 continue
             if response.is_success:
                 return response
-            message = _error_message(response)
-            if _is_permission_failure(response.status_code, message):
+            message = error_message_of(response.text, response.reason_phrase)
+            if is_permission_failure(response.status_code, message):
                 raise InfluxDBAuthError(method, shown, response.status_code, message)
             if response.status_code in RETRY_STATUSES and attempt < self.retry.attempts:
                 wait = self.retry.wait(

@@ -57,6 +57,7 @@ class InfluxDBStore:
         self.http = http
         self.org = org
         self._org_id: str | None = None
+        self._user_id: str | None = None
         self._org_lock = threading.Lock()
 
     def _list(self, path: str, params: dict[str, str | int], key: str) -> list[dict[str, Any]]:
@@ -76,6 +77,13 @@ class InfluxDBStore:
                     raise org_not_found(self.org)
                 self._org_id = str(body[0]["id"])
             return self._org_id
+
+    def current_user_id(self) -> str:
+        """The ID of the user the token belongs to (``GET /api/v2/me``), cached."""
+        with self._org_lock:
+            if self._user_id is None:
+                self._user_id = str(self.http.get_json("/api/v2/me")["id"])
+            return self._user_id
 
     # Buckets
 
@@ -161,6 +169,7 @@ class InfluxDBStore:
                 offset=item.get("offset"),
                 status=item.get("status", "active"),
                 description=item.get("description"),
+                owner_id=str(item.get("ownerID") or ""),
                 last_run_status=item.get("lastRunStatus"),
                 last_run_error=item.get("lastRunError"),
                 latest_completed=item.get("latestCompleted"),

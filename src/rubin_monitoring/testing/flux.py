@@ -6,7 +6,7 @@ can use these helpers as an independent witness. Everything takes an ``org`` tha
 
 Typical use::
 
-    from support.flux import (
+    from rubin_monitoring.testing.flux import (
         create_bucket, create_task, pod_container_line, query_alerts, run_task_and_wait,
         write_lines,
     )

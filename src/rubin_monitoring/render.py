@@ -1,0 +1,298 @@
+"""Every rendering of every result, for people (text) or machines (JSON). Only these go to
+stdout; logs go to stderr.
+
+One function per result type, :func:`render_text` and :func:`to_json`, dispatching on the
+result: a reconciling job's :class:`Report` (tokenmaker's :class:`TokenReport` adds permissions
+and new token values), the notifier's :class:`NotifierReport`, taskmaker's
+:class:`TaskHealth`, and the :class:`Inventory`.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import singledispatch
+from pathlib import Path
+
+from .models.alerts import Alert, MessageResult, NotifierReport
+from .models.changes import NoteKind, Report
+from .models.inventory import Inventory
+from .services.tasks import TaskHealth
+from .services.tokens import TokenReport
+from .storage.secret_manifest import in_role_order, secret_key
+
+Rendered = TokenReport | Report | NotifierReport | TaskHealth | Inventory
+
+
+def dumps(data: object) -> str:
+    """JSON as the toolkit prints it."""
+    return json.dumps(data, indent=2, sort_keys=False)
+
+
+def render(result: Rendered, output: str, *, manifest: Path | None = None) -> str:
+    """``result`` as ``output`` (``text`` or ``json``). ``manifest``: where tokenmaker wrote
+    new token values instead of printing them."""
+    if output == "json":
+        return dumps(to_json(result, manifest=manifest))
+    return render_text(result, manifest=manifest)
+
+
+# Text
+
+
+@singledispatch
+def render_text(result: object, *, manifest: Path | None = None) -> str:
+    raise TypeError(f"cannot render {type(result).__name__}")
+
+
+_NOTE_TEXT = {
+    NoteKind.ORPHAN: "kept, use --prune to delete",
+    NoteKind.STALE: "re-issue with --rotate --role {name}",
+}
+
+
+def _report_lines(report: Report) -> list[str]:
+    mode = "plan (dry run)" if report.dry_run else "result"
+    lines = [f"{report.job} {mode}:"]
+    for result in report.results:
+        change = result.change
+        status = "" if report.dry_run else f" [{result.status.value}]"
+        error = f": {result.error}" if result.error else ""
+        lines.append(
+            f"  {change.action.value:8} {change.kind} {change.name} ({change.reason})"
+            f"{status}{error}"
+        )
+    for note in report.notes:
+        if note.category is NoteKind.WARNING:
+            lines.append(f"  warning  {note.reason}")
+            continue
+        hint = _NOTE_TEXT.get(note.category, "").format(name=note.name)
+        reason = f"{note.reason}; {hint}" if hint else note.reason
+        lines.append(f"  {note.category.value:8} {note.kind} {note.name} ({reason})")
+    return lines
+
+
+def _summary_line(summary: dict[str, int]) -> str:
+    return "  summary: " + ", ".join(f"{count} {name}" for name, count in summary.items())
+
+
+@render_text.register
+def _(report: Report, *, manifest: Path | None = None) -> str:
+    return "\n".join([*_report_lines(report), _summary_line(report.summary())])
+
+
+def _token_summary(report: TokenReport) -> dict[str, int]:
+    return {**report.summary(), "stale": len(report.notes_of(NoteKind.STALE))}
+
+
+@render_text.register
+def _(report: TokenReport, *, manifest: Path | None = None) -> str:
+    lines = [*_report_lines(report), _summary_line(_token_summary(report))]
+    if report.dry_run:
+        lines.extend(f"  grants   {role}: {text}" for role, text in report.permissions.items())
+    elif manifest is not None:
+        if report.tokens:
+            keys = ", ".join(secret_key(role) for role, _ in in_role_order(report.tokens))
+            lines.append(f"secret manifest {manifest} written (mode 0600), keys: {keys}")
+        else:
+            lines.append(f"secret manifest {manifest} not written: no new token values")
+    elif report.tokens:
+        lines.append("new tokens (shown only this once):")
+        lines.extend(f"{role} {token}" for role, token in in_role_order(report.tokens))
+    return "\n".join(lines)
+
+
+def _alert_line(alert: Alert) -> str:
+    return (
+        f"    {alert.status.value} {alert.severity} {alert.cluster}/"
+        f"{alert.application} {alert.check} ({alert.dedup_key})"
+    )
+
+
+def _message_lines(result: MessageResult, dry_run: bool) -> list[str]:
+    message = result.message
+    count = len(message.alerts)
+    status = "" if dry_run else f" [{result.status.value}]"
+    error = f": {result.error}" if result.error else ""
+    lines = [
+        f"  route {message.route.name}, message {message.part}/{message.parts}, "
+        f"{count} alert{'s' if count != 1 else ''}{status}{error}"
+    ]
+    if dry_run:
+        lines.extend(f"    | {line}" for line in message.text.splitlines())
+    else:
+        lines.extend(_alert_line(alert) for alert in message.alerts)
+    return lines
+
+
+@render_text.register
+def _(report: NotifierReport, *, manifest: Path | None = None) -> str:
+    lines = [f"{report.job} {'plan (dry run)' if report.dry_run else 'result'}:"]
+    for result in report.results:
+        lines.extend(_message_lines(result, report.dry_run))
+    for alert in report.unrouted:
+        lines.append(
+            f"  unrouted {alert.severity} {alert.cluster}/{alert.application} {alert.check} "
+            f"({alert.dedup_key}): no route matches and SLACK_WEBHOOK_URL is not set"
+        )
+    lines.append(_summary_line(report.summary()))
+    return "\n".join(lines)
+
+
+@render_text.register
+def _(health: TaskHealth, *, manifest: Path | None = None) -> str:
+    lines = [
+        f"taskmaker health: {len(health.failing)} of {health.owned} owned tasks "
+        "failed their last run"
+    ]
+    lines.extend(f"  {task.name} ({task.id}): {task.last_run_error}" for task in health.failing)
+    return "\n".join(lines)
+
+
+@render_text.register
+def _(inventory: Inventory, *, manifest: Path | None = None) -> str:
+    lines = [
+        f"{env.name} ({env.fqdn or '-'}, {env.file}): {' '.join(env.applications)}"
+        for env in inventory.environments
+    ]
+    lines.append(f"buckets: {' '.join(inventory.buckets)}")
+    return "\n".join(lines)
+
+
+# JSON
+
+
+@singledispatch
+def to_json(result: object, *, manifest: Path | None = None) -> dict[str, object]:
+    raise TypeError(f"cannot render {type(result).__name__}")
+
+
+@to_json.register
+def _(report: Report, *, manifest: Path | None = None) -> dict[str, object]:
+    return {
+        "job": report.job,
+        "dry_run": report.dry_run,
+        "changes": [result.to_json() for result in report.results],
+        "orphans": [note.to_json() for note in report.orphans],
+        "conflicts": [note.to_json() for note in report.conflicts],
+        "summary": report.summary(),
+    }
+
+
+@to_json.register
+def _(report: TokenReport, *, manifest: Path | None = None) -> dict[str, object]:
+    body = to_json.dispatch(Report)(report)
+    body["summary"] = _token_summary(report)
+    body["stale"] = [
+        {"role": note.name, "reason": note.reason} for note in report.notes_of(NoteKind.STALE)
+    ]
+    body["existing"] = [note.name for note in report.notes_of(NoteKind.EXISTS)]
+    body["warnings"] = [note.reason for note in report.notes_of(NoteKind.WARNING)]
+    body["permissions"] = dict(report.permissions)
+    if manifest is not None:
+        body["secret_manifest"] = str(manifest) if report.tokens else None
+        body["tokens"] = {}
+    else:
+        body["tokens"] = dict(in_role_order(report.tokens))
+    return body
+
+
+def _alert_json(alert: Alert) -> dict[str, object]:
+    return {
+        "dedup_key": alert.dedup_key,
+        "status": alert.status.value,
+        "severity": alert.severity,
+        "cluster": alert.cluster,
+        "application": alert.application,
+        "check": alert.check,
+        "message": alert.message,
+        "value": alert.value,
+        "rows": alert.rows,
+    }
+
+
+def _message_json(result: MessageResult, *, with_text: bool) -> dict[str, object]:
+    data: dict[str, object] = {
+        "route": result.message.route.name,
+        "part": result.message.part,
+        "parts": result.message.parts,
+        "alerts": [alert.dedup_key for alert in result.message.alerts],
+        "status": result.status.value,
+        "attempts": result.attempts,
+        "error": result.error,
+    }
+    if with_text:
+        data["text"] = result.message.text
+    return data
+
+
+def _routes_json(report: NotifierReport) -> dict[str, dict[str, object]]:
+    routes: dict[str, dict[str, object]] = {}
+    for name in dict.fromkeys(result.message.route.name for result in report.results):
+        results = [result for result in report.results if result.message.route.name == name]
+        routes[name] = {
+            "messages": len(results),
+            "alerts": [
+                _alert_json(alert)
+                for result in results
+                if not result.failed
+                for alert in result.message.alerts
+            ],
+            "failed": [
+                _alert_json(alert)
+                for result in results
+                if result.failed
+                for alert in result.message.alerts
+            ],
+        }
+    return routes
+
+
+@to_json.register
+def _(report: NotifierReport, *, manifest: Path | None = None) -> dict[str, object]:
+    return {
+        "job": report.job,
+        "dry_run": report.dry_run,
+        "routes": _routes_json(report),
+        "messages": [_message_json(result, with_text=report.dry_run) for result in report.results],
+        "suppressed": [alert.dedup_key for alert in report.suppressed],
+        "summary": report.summary(),
+        "failures": report.failures(),
+    }
+
+
+@to_json.register
+def _(health: TaskHealth, *, manifest: Path | None = None) -> dict[str, object]:
+    return {
+        "job": "taskmaker-health",
+        "owned_tasks": health.owned,
+        "failing": [
+            {
+                "id": task.id,
+                "name": task.name,
+                "application": (task.identity or ("", ""))[0],
+                "check": (task.identity or ("", ""))[1],
+                "last_run_status": task.last_run_status,
+                "last_run_error": task.last_run_error,
+                "latest_completed": task.latest_completed,
+            }
+            for task in health.failing
+        ],
+    }
+
+
+@to_json.register
+def _(inventory: Inventory, *, manifest: Path | None = None) -> dict[str, object]:
+    return {
+        "environments": [
+            {
+                "name": env.name,
+                "fqdn": env.fqdn,
+                "file": env.file,
+                "applications": list(env.applications),
+            }
+            for env in inventory.environments
+        ],
+        "applications": inventory.applications,
+        "buckets": inventory.buckets,
+        "errors": [str(problem) for problem in inventory.problems],
+    }
