@@ -61,7 +61,7 @@ BUCKETS = [
 
 
 def specs(roles: frozenset[Role] = frozenset(Role)) -> list[TokenSpec]:
-    desired, conflicts = desired_tokens(ORG, "rubin", BUCKETS, roles)
+    desired, conflicts = desired_tokens(ORG, "rubin", BUCKETS, roles, BOT.id)
     assert conflicts == []
     return desired
 
@@ -158,9 +158,14 @@ def test_describe_permissions_groups_by_action_and_type() -> None:
 
 
 def test_every_permission_names_the_org() -> None:
+    """All but the taskmaker token's read of its own (bot) user: users are not org-scoped."""
     for spec in specs():
         assert spec.permissions
         for permission in spec.permissions:
+            if permission == Permission("read", "users", "", BOT.id):
+                assert spec.role is Role.TASKMAKER
+                assert "orgID" not in permission.to_json()["resource"]  # type: ignore[operator]
+                continue
             assert permission.org_id == ORG
             assert permission.to_json()["resource"]["orgID"] == ORG  # type: ignore[index]
 
@@ -184,6 +189,7 @@ def test_each_role_gets_only_what_its_job_needs() -> None:
         Permission("read", "buckets", ORG),
         Permission("read", "tasks", ORG),
         Permission("write", "tasks", ORG),
+        Permission("read", "users", "", BOT.id),
     }
     assert roles[Role.NOTIFIER].permissions == {
         read_org,

@@ -43,7 +43,9 @@ class Permission:
     label: str | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, object]:
-        resource: dict[str, str] = {"type": self.resource_type, "orgID": self.org_id}
+        resource: dict[str, str] = {"type": self.resource_type}
+        if self.org_id:
+            resource["orgID"] = self.org_id
         if self.resource_id is not None:
             resource["id"] = self.resource_id
         return {"action": self.action, "resource": resource}

@@ -8,10 +8,14 @@ role          permissions                                                       
 ============  =====================================================================  ==========
 telegraf      write:buckets/<each application bucket>                                operator
 bucketmaker   read:orgs/<org>, read+write:buckets, read+write:dbrp (whole org)       operator
-taskmaker     read:orgs/<org>, read:buckets, read+write:tasks (whole org)            bot user
+taskmaker     read:orgs/<org>, read:buckets, read+write:tasks (whole org),           bot user
+              read:users/<the bot user itself>
 notifier      read:orgs/<org>, read:buckets/multiapp_, read+write:buckets/alerted_   operator
 ============  =====================================================================  ==========
 
+* taskmaker tells its own tasks from look-alikes by their ``ownerID``, so it asks who its token
+  belongs to (``GET /api/v2/me``), which InfluxDB answers only with ``read:users/<own id>``
+  (401 otherwise): the taskmaker token may read its own user, nothing more.
 * bucketmaker and bucketmapper share one token: creating, changing or deleting a DBRP mapping
   needs write on its bucket (``dbrp/middleware_auth.go``), so a mapper token would need
   ``write:buckets`` anyway.
@@ -107,14 +111,21 @@ def application_buckets(buckets: Iterable[ObservedBucket]) -> list[ObservedBucke
     )
 
 
+def read_own_user(user_id: str) -> Permission:
+    """Lets a token ask who it belongs to (``GET /api/v2/me``); users are not org-scoped."""
+    return Permission(READ, "users", "", user_id)
+
+
 def desired_tokens(
     org_id: str,
     org_name: str,
     buckets: list[ObservedBucket],
     roles: frozenset[Role] = ALL_ROLES,
+    bot_id: str | None = None,
 ) -> tuple[list[TokenSpec], list[Note]]:
     """The token each selected role needs, from the org's buckets, and conflicts for roles
-    that cannot have one yet. Pure.
+    that cannot have one yet; ``bot_id`` is the bot user's ID when it exists (the taskmaker
+    token may read that user). Pure.
 
     Raises :class:`ConfigError` when ``multiapp_`` or ``alerted_`` is missing: tokenmaker
     runs after bucketmaker.
@@ -162,6 +173,8 @@ def desired_tokens(
                 org_wide(READ, "tasks"),
                 org_wide(WRITE, "tasks"),
             }
+            if bot_id is not None:
+                permissions.add(read_own_user(bot_id))
         else:
             permissions = {
                 read_org,
@@ -398,7 +411,7 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
         bot = observed.bot
         self._bot_id = bot.user.id if bot is not None and bot.user is not None else None
         desired, conflicts = desired_tokens(
-            observed.org_id, self.store.org, observed.buckets, self.roles
+            observed.org_id, self.store.org, observed.buckets, self.roles, self._bot_id
         )
         self.permissions = {
             spec.role.value: describe_permissions(spec.permissions) for spec in desired
@@ -439,9 +452,13 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
         else:
             if change.spec is not None:
                 spec = change.spec
-                owner_id = self._require_bot() if spec.bot_owned else None
+                permissions = set(spec.permissions)
+                owner_id = None
+                if spec.bot_owned:
+                    owner_id = self._require_bot()  # made in this run, or known at plan time
+                    permissions.add(read_own_user(owner_id))
                 created = self.auths.create_authorization(
-                    self._org_id, spec.description, sorted(spec.permissions), owner_id
+                    self._org_id, spec.description, sorted(permissions), owner_id
                 )
                 self.tokens[spec.role.value] = created.token
             for old in change.current.tokens if change.current is not None else ():

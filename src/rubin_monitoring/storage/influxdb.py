@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..exceptions import ConfigError, InfluxDBError
+from ..exceptions import ConfigError, InfluxDBAuthError, InfluxDBError
 from ..models.buckets import BucketSpec, DbrpSpec, ObservedBucket, ObservedDbrp
 from ..models.tasks import ObservedTask, TaskSpec
 from .http import InfluxHTTP
@@ -79,10 +79,21 @@ class InfluxDBStore:
             return self._org_id
 
     def current_user_id(self) -> str:
-        """The ID of the user the token belongs to (``GET /api/v2/me``), cached."""
+        """The ID of the user the token belongs to (``GET /api/v2/me``), cached. InfluxDB
+        answers only a token that may read that user (tokenmaker's taskmaker token may)."""
         with self._org_lock:
             if self._user_id is None:
-                self._user_id = str(self.http.get_json("/api/v2/me")["id"])
+                try:
+                    self._user_id = str(self.http.get_json("/api/v2/me")["id"])
+                except InfluxDBAuthError as error:
+                    raise InfluxDBAuthError(
+                        error.method,
+                        error.path,
+                        error.status,
+                        f"{error.server_message}; the token cannot read its own user, which "
+                        "taskmaker needs to tell its tasks from others: re-issue it with "
+                        "tokenmaker --rotate --role taskmaker",
+                    ) from None
             return self._user_id
 
     # Buckets
