@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import base64
+import http.server
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from support.phalanx import PhalanxRepo
 
 from rubin_monitoring.exceptions import InventoryError
-from rubin_monitoring.storage.gitrepo import checkout
+from rubin_monitoring.storage.gitrepo import checkout, redact_url
 
 
 @pytest.fixture
@@ -66,3 +70,98 @@ def test_a_missing_ref_is_one_line(phalanx: PhalanxRepo) -> None:
     with pytest.raises(InventoryError) as error, checkout(phalanx.url, "nope"):
         pass
     assert str(error.value) == f"PHALANX_REF: ref 'nope' not found in {phalanx.url}"
+
+
+def command_lines_containing(secrets: list[str]) -> list[str]:
+    """Command lines of running processes (what ``ps`` shows any user) with one of ``secrets``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if any(secret.encode() in cmdline for secret in secrets):
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+class AuthServer(http.server.ThreadingHTTPServer):
+    """Asks for Basic credentials, records those it gets and what ``ps`` showed meanwhile."""
+
+    secrets: list[str]
+    authorizations: list[str]
+    leaks: list[str]
+
+
+class AuthHandler(http.server.BaseHTTPRequestHandler):
+    server: AuthServer
+
+    def do_GET(self) -> None:
+        self.server.leaks.extend(command_lines_containing(self.server.secrets))
+        authorization = self.headers.get("Authorization")
+        if authorization is None:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+        else:
+            self.server.authorizations.append(authorization)
+            self.send_response(403)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def auth_server() -> Iterator[AuthServer]:
+    server = AuthServer(("127.0.0.1", 0), AuthHandler)
+    server.secrets = []
+    server.authorizations = []
+    server.leaks = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+@pytest.mark.parametrize(
+    ("userinfo", "username", "password", "secret"),
+    [
+        ("user:s3cret-pw", "user", "s3cret-pw", "s3cret-pw"),
+        ("user:p%40ss%3Aword", "user", "p@ss:word", "p@ss:word"),
+        ("ghp_t0kenAsUsername", "ghp_t0kenAsUsername", "", "ghp_t0kenAsUsername"),
+    ],
+)
+def test_credentials_never_reach_a_command_line_or_an_error(
+    auth_server: AuthServer, userinfo: str, username: str, password: str, secret: str
+) -> None:
+    auth_server.secrets = [secret, userinfo.rpartition(":")[2]]
+    port = auth_server.server_address[1]
+    url = f"http://{userinfo}@127.0.0.1:{port}/repo.git"
+    with pytest.raises(InventoryError) as error, checkout(url, "main", timeout_seconds=20):
+        pass
+    expected = base64.b64encode(f"{username}:{password}".encode()).decode()
+    assert auth_server.authorizations == [f"Basic {expected}"]
+    assert auth_server.leaks == []
+    message = str(error.value)
+    assert message.startswith(f"PHALANX_REPO: cannot fetch http://***@127.0.0.1:{port}/repo.git: ")
+    assert "403" in message
+    assert secret not in message and userinfo not in message
+
+
+def test_a_password_is_refused_where_git_cannot_take_it_from_a_helper() -> None:
+    with pytest.raises(InventoryError) as error, checkout("ssh://git:hunter22@host/x.git", "main"):
+        pass
+    assert str(error.value) == (
+        "PHALANX_REPO: a password in the URL is only supported for http(s) URLs "
+        "(ssh://***@host/x.git)"
+    )
+
+
+def test_redaction_covers_an_unencoded_at_sign_in_the_password() -> None:
+    assert redact_url("https://u:p@ss@host/x@y.git") == "https://***@host/x@y.git"
+    assert redact_url("https://host/x@y.git") == "https://host/x@y.git"

@@ -3,6 +3,16 @@
 Git runs as a child process in its own process group, under one deadline for the whole
 checkout (``timeout_seconds``): when it expires the whole group (git and its transport
 helpers) is killed and the checkout fails with an :class:`InventoryError`.
+
+Credentials in an http(s) URL (``https://user:token@host/repo.git``, percent-encoded as URLs
+require) never reach a command line, which any user can read in the process list: git is given
+the URL without them, and they reach it through the environment of git's own processes
+(readable only by their user and root). ``RUBIN_MONITORING_GIT_USERNAME`` and
+``RUBIN_MONITORING_GIT_PASSWORD`` hold them, and a credential helper set in
+``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_<n>``/``GIT_CONFIG_VALUE_<n>`` (scoped to the URL's scheme
+and host, replacing any configured helper, so nothing stores them) prints them when the server
+asks (git sends them after the server's 401). A password in any other URL (``ssh://``) is
+refused. Error messages show the URL with ``***`` for its credentials.
 """
 
 from __future__ import annotations
@@ -15,7 +25,9 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..exceptions import InventoryError
@@ -24,7 +36,16 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 
-_USERINFO = re.compile(r"(?<=://)[^/@]+@")
+_USERINFO = re.compile(r"(?<=://)[^/?#]*@")
+_USERNAME_VARIABLE = "RUBIN_MONITORING_GIT_USERNAME"
+_PASSWORD_VARIABLE = "RUBIN_MONITORING_GIT_PASSWORD"
+# Run by git as `sh -c '<this> "$@"' '<this>' get|store|erase`, the request on its stdin:
+# the values come from the environment, so the command line holds no secret.
+_CREDENTIAL_HELPER = (
+    '!f() { test "$1" = get || exit 0; cat >/dev/null; '
+    "printf 'username=%s\\npassword=%s\\n' "
+    f'"${_USERNAME_VARIABLE}" "${_PASSWORD_VARIABLE}"; }}; f'
+)
 
 
 def redact_url(url: str) -> str:
@@ -32,10 +53,68 @@ def redact_url(url: str) -> str:
     return _USERINFO.sub("***@", url)
 
 
-def _git_failure(stderr: str, status: int) -> str:
+@dataclass(frozen=True)
+class _Remote:
+    """A repository URL split into what git may see and the credentials it must not."""
+
+    url: str
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def secrets(self) -> list[str]:
+        return [value for value in (self.username, self.password) if value and len(value) >= 4]
+
+
+def _split_credentials(repo: str) -> _Remote:
+    parts = urllib.parse.urlsplit(repo)
+    if "@" not in parts.netloc:
+        return _Remote(repo)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        if parts.password is not None:
+            raise InventoryError(
+                "PHALANX_REPO: a password in the URL is only supported for http(s) URLs "
+                f"({redact_url(repo)})"
+            )
+        return _Remote(repo)  # an ssh:// user name: not a secret, and ssh needs it
+    host = parts.netloc.rpartition("@")[2]
+    username = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    if any(char in value for value in (username, password) for char in "\r\n\0"):
+        raise InventoryError(
+            f"PHALANX_REPO: the credentials in {redact_url(repo)} contain a line break or NUL"
+        )
+    url = urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return _Remote(url, username, password)
+
+
+def _credential_environment(remote: _Remote, env: dict[str, str]) -> None:
+    """Add git configuration (by environment variables) that answers with the credentials."""
+    if remote.username is None or remote.password is None:
+        return
+    parts = urllib.parse.urlsplit(remote.url)
+    scope = f"{parts.scheme}://{parts.netloc}/"
+    try:
+        count = int(env.get("GIT_CONFIG_COUNT", "0"))
+    except ValueError:
+        count = 0
+    settings = [("credential.helper", ""), (f"credential.{scope}.helper", _CREDENTIAL_HELPER)]
+    for index, (key, value) in enumerate(settings, start=count):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    env["GIT_CONFIG_COUNT"] = str(count + len(settings))
+    env[_USERNAME_VARIABLE] = remote.username
+    env[_PASSWORD_VARIABLE] = remote.password
+
+
+def _git_failure(stderr: str, status: int, secrets: list[str]) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     meaningful = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines
-    return redact_url(meaningful[-1] if meaningful else f"git exited {status}")
+    detail = redact_url(meaningful[-1] if meaningful else f"git exited {status}")
+    for secret in secrets:
+        detail = detail.replace(secret, "***")
+    return detail
 
 
 class _GitFailed(Exception):
@@ -47,8 +126,11 @@ class _GitFailed(Exception):
 class _Git:
     """Runs git commands under one deadline; a command still running at the deadline is killed."""
 
-    def __init__(self, env: Mapping[str, str], timeout_seconds: float, shown: str) -> None:
+    def __init__(
+        self, env: Mapping[str, str], timeout_seconds: float, shown: str, secrets: list[str]
+    ) -> None:
         self.env = dict(env)
+        self.secrets = secrets
         self.timeout_seconds = timeout_seconds
         self.deadline = time.monotonic() + timeout_seconds
         self.shown = shown
@@ -84,7 +166,7 @@ class _Git:
             if process.poll() is None:
                 _kill(process)
         if process.returncode != 0:
-            raise _GitFailed(_git_failure(stderr, process.returncode))
+            raise _GitFailed(_git_failure(stderr, process.returncode, self.secrets))
         return stdout
 
 
@@ -119,13 +201,16 @@ def checkout(
         yield local.resolve()
         return
     shown = redact_url(repo)
-    git = _Git(_environment(), timeout_seconds, shown)
+    remote = _split_credentials(repo)
+    env = _environment()
+    _credential_environment(remote, env)
+    git = _Git(env, timeout_seconds, shown, remote.secrets)
     with tempfile.TemporaryDirectory(prefix="rubin-monitoring-") as tmp:
         work = Path(tmp)
         log.info("fetching %s at %s", shown, ref)
         try:
             git("init", "--quiet", "--template=", ".", cwd=work)
-            git("fetch", "--quiet", "--no-tags", "--depth=1", repo, ref, cwd=work)
+            git("fetch", "--quiet", "--no-tags", "--depth=1", remote.url, ref, cwd=work)
             git("checkout", "--quiet", "FETCH_HEAD", cwd=work)
         except _GitFailed as failure:
             detail = failure.detail
