@@ -15,10 +15,14 @@ def write(root: Path, name: str, text: str) -> None:
 
 
 def test_environments_merge_defaults_and_overrides(tmp_path: Path) -> None:
-    write(tmp_path, "values.yaml",
-          "applications:\n  argocd: true\n  nublado: false\n  mobu-x: true\n")
-    write(tmp_path, "values-dev.yaml", "name: dev\nfqdn: dev.example.com\napplications:\n"
-          "  nublado: true\n  mobu-x: false\n")
+    write(
+        tmp_path, "values.yaml", "applications:\n  argocd: true\n  nublado: false\n  mobu-x: true\n"
+    )
+    write(
+        tmp_path,
+        "values-dev.yaml",
+        "name: dev\nfqdn: dev.example.com\napplications:\n  nublado: true\n  mobu-x: false\n",
+    )
     write(tmp_path, "values-prod.yaml", "name: prod\nfqdn: prod.example.com\napplications: null\n")
     write(tmp_path, "values-bare.yaml", "fqdn: bare.example.com\n")
     write(tmp_path, "README.md", "not an environment")
@@ -46,12 +50,21 @@ def test_invalid_names_are_problems_naming_file_and_app(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "text", "message"),
     [
-        ("values-dev.yaml", "applications:\n  a: [true\n",
-         "environments/values-dev.yaml: line 3, column 1: invalid YAML"),
-        ("values-dev.yaml", "applications:\n  a: maybe\n",
-         "environments/values-dev.yaml: applications.a: expected true or false, got 'maybe'"),
-        ("values-dev.yaml", "applications: [a, b]\n",
-         "environments/values-dev.yaml: field 'applications' must be a mapping"),
+        (
+            "values-dev.yaml",
+            "applications:\n  a: [true\n",
+            "environments/values-dev.yaml: line 3, column 1: invalid YAML",
+        ),
+        (
+            "values-dev.yaml",
+            "applications:\n  a: maybe\n",
+            "environments/values-dev.yaml: applications.a: expected true or false, got a string",
+        ),
+        (
+            "values-dev.yaml",
+            "applications: [a, b]\n",
+            "environments/values-dev.yaml: field 'applications' must be a mapping",
+        ),
         ("values-dev.yaml", "- a\n", "environments/values-dev.yaml: expected a mapping"),
     ],
 )
@@ -69,3 +82,72 @@ def test_bad_input_is_one_line_naming_the_file(
 def test_not_a_phalanx_repository(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match=r"environments/values\.yaml: not found"):
         read_inventory(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("a: 'maybe'\n", "a string"),
+        ("a: 12\n", "an integer"),
+        ("a: [x]\n", "a list"),
+        ("a: {x: y}\n", "a mapping"),
+        ("a:\n", "null"),
+        ("a: 2024-01-01\n", "a date"),
+    ],
+)
+def test_bad_values_are_named_by_type_never_quoted(tmp_path: Path, text: str, shown: str) -> None:
+    write(tmp_path, "values.yaml", "applications:\n  " + text.replace("\n", "\n  "))
+    write(tmp_path, "values-dev.yaml", "name: dev\n")
+    with pytest.raises(InventoryError) as error:
+        read_inventory(tmp_path)
+    assert str(error.value).endswith(f"applications.a: expected true or false, got {shown}")
+
+
+OUTSIDE = "applications:\n  a: hunter2-from-outside\n"
+
+
+def test_an_environment_file_linked_outside_the_repository_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    write(root, "values.yaml", "applications:\n  a: true\n")
+    (tmp_path / "secret.yaml").write_text(OUTSIDE)
+    (root / "environments/values-dev.yaml").symlink_to(tmp_path / "secret.yaml")
+    with pytest.raises(InventoryError) as error:
+        read_inventory(root)
+    assert str(error.value) == (
+        "environments/values-dev.yaml: resolves to a file outside the repository; refused"
+    )
+
+
+def test_defaults_linked_outside_the_repository_are_refused(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    write(root, "values-dev.yaml", "name: dev\n")
+    (tmp_path / "secret.yaml").write_text(OUTSIDE)
+    (root / "environments/values.yaml").symlink_to(tmp_path / "secret.yaml")
+    with pytest.raises(InventoryError) as error:
+        read_inventory(root)
+    assert str(error.value) == (
+        "environments/values.yaml: resolves to a file outside the repository; refused"
+    )
+
+
+def test_an_environments_directory_linked_outside_the_repository_is_refused(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "elsewhere", "values.yaml", "applications:\n  a: true\n")
+    write(tmp_path / "elsewhere", "values-dev.yaml", "name: dev\n")
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "environments").symlink_to(tmp_path / "elsewhere/environments")
+    with pytest.raises(InventoryError) as error:
+        read_inventory(root)
+    assert str(error.value) == (
+        "environments: resolves to a directory outside the repository; refused"
+    )
+
+
+def test_links_inside_the_repository_are_followed(tmp_path: Path) -> None:
+    write(tmp_path, "values.yaml", "applications:\n  a: true\n")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared/dev.yaml").write_text("name: dev\napplications:\n  b: true\n")
+    (tmp_path / "environments/values-dev.yaml").symlink_to("../shared/dev.yaml")
+    assert read_inventory(tmp_path).applications == ["a", "b"]

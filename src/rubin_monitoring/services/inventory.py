@@ -1,7 +1,14 @@
-"""Read the Phalanx layout: defaults in environments/values.yaml, overrides per environment."""
+"""Read the Phalanx layout: defaults in environments/values.yaml, overrides per environment.
+
+Every problem is an :class:`InventoryError` of one line naming the file (relative to the
+repository) and the field. A value from the files is never quoted, only its YAML type ("got a
+string"); an application name is shown in short. ``environments/`` and every file read from it
+must resolve (symbolic links followed) inside the repository.
+"""
 
 from __future__ import annotations
 
+import datetime
 import re
 from pathlib import Path
 from typing import Any
@@ -16,10 +23,45 @@ DEFAULTS_FILE = "values.yaml"
 _ENV_FILE = re.compile(r"^values-(?P<env>.+)\.yaml$")
 _BUCKET_CHARS = re.compile(r"^[A-Za-z0-9_.-]+$")
 MAX_BUCKET_NAME = 255
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
+_TYPE_NAMES: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),
+    (str, "a string"),
+    (int, "an integer"),
+    (float, "a number"),
+    (list, "a list"),
+    (dict, "a mapping"),
+    (datetime.datetime, "a timestamp"),
+    (datetime.date, "a date"),
+    (bytes, "binary data"),
+    (set, "a set"),
+)
 
 
-def _load_yaml(path: Path, root: Path) -> dict[str, Any]:
-    shown = str(path.relative_to(root))
+def yaml_type(value: object) -> str:
+    """The YAML type of a value in words, to say what was found without quoting it."""
+    if value is None:
+        return "null"
+    return next((name for kind, name in _TYPE_NAMES if isinstance(value, kind)), "another type")
+
+
+def shown_name(name: str, limit: int = 40) -> str:
+    """A name from a file, made safe for a one-line message: as it is if plain, else quoted."""
+    if _PLAIN_NAME.match(name):
+        return name
+    quoted = repr(name)
+    return quoted if len(quoted) <= limit else quoted[: limit - 4] + "...'"
+
+
+def _inside(path: Path, root: Path, shown: str, kind: str) -> Path:
+    """``path`` with links resolved, refused if that is outside ``root`` (itself resolved)."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root):
+        raise InventoryError(f"{shown}: resolves to a {kind} outside the repository; refused")
+    return resolved
+
+
+def _load_yaml(path: Path, shown: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.MarkedYAMLError as error:
@@ -46,7 +88,8 @@ def _applications(data: dict[str, Any], shown: str) -> dict[str, bool]:
     for app, enabled in apps.items():
         if not isinstance(enabled, bool):
             raise InventoryError(
-                f"{shown}: applications.{app}: expected true or false, got {enabled!r}"
+                f"{shown}: applications.{shown_name(str(app))}: "
+                f"expected true or false, got {yaml_type(enabled)}"
             )
         result[str(app)] = enabled
     return result
@@ -56,9 +99,9 @@ def bucket_name_problem(application: str) -> str | None:
     """Why InfluxDB (or the toolkit's reserved names) would refuse this app's bucket."""
     name = bucket_name(application)
     if not name or len(name) > MAX_BUCKET_NAME:
-        return f"bucket name {name!r} must be 1 to {MAX_BUCKET_NAME} characters"
+        return f"bucket name {shown_name(name)} must be 1 to {MAX_BUCKET_NAME} characters"
     if not _BUCKET_CHARS.match(name):
-        return f"bucket name {name!r} may only contain letters, digits, '_', '-' and '.'"
+        return f"bucket name {shown_name(name)} may only contain letters, digits, '_', '-' and '.'"
     if name.startswith("_") or name.endswith("_"):
         return (
             f"bucket name {name!r} starts or ends with '_', "
@@ -68,21 +111,24 @@ def bucket_name_problem(application: str) -> str | None:
 
 
 def read_inventory(root: Path) -> Inventory:
-    env_dir = root / ENVIRONMENTS_DIR
-    defaults_path = env_dir / DEFAULTS_FILE
+    root = root.resolve()
+    env_dir = _inside(root / ENVIRONMENTS_DIR, root, ENVIRONMENTS_DIR, "directory")
+    defaults_shown = f"{ENVIRONMENTS_DIR}/{DEFAULTS_FILE}"
+    defaults_path = _inside(env_dir / DEFAULTS_FILE, root, defaults_shown, "file")
     if not defaults_path.is_file():
-        raise InventoryError(
-            f"{ENVIRONMENTS_DIR}/{DEFAULTS_FILE}: not found; not a Phalanx-style repository"
-        )
-    defaults = _applications(_load_yaml(defaults_path, root), f"{ENVIRONMENTS_DIR}/{DEFAULTS_FILE}")
+        raise InventoryError(f"{defaults_shown}: not found; not a Phalanx-style repository")
+    defaults = _applications(_load_yaml(defaults_path, defaults_shown), defaults_shown)
     environments: list[Environment] = []
     problems: list[InventoryProblem] = []
     for path in sorted(env_dir.iterdir()):
         match = _ENV_FILE.match(path.name)
-        if not match or not path.is_file():
+        if not match:
             continue
         shown = f"{ENVIRONMENTS_DIR}/{path.name}"
-        data = _load_yaml(path, root)
+        path = _inside(path, root, shown, "file")
+        if not path.is_file():
+            continue
+        data = _load_yaml(path, shown)
         merged = {**defaults, **_applications(data, shown)}
         enabled = tuple(sorted(app for app, on in merged.items() if on))
         name = data.get("name", match["env"])
