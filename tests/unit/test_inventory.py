@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,28 @@ def test_links_inside_the_repository_are_followed(tmp_path: Path) -> None:
     (tmp_path / "shared/dev.yaml").write_text("name: dev\napplications:\n  b: true\n")
     (tmp_path / "environments/values-dev.yaml").symlink_to("../shared/dev.yaml")
     assert read_inventory(tmp_path).applications == ["a", "b"]
+
+
+def test_a_file_over_the_size_limit_is_refused_before_parsing(tmp_path: Path) -> None:
+    write(tmp_path, "values.yaml", "applications:\n  a: true\n")
+    write(tmp_path, "values-dev.yaml", "# " + "x" * 997 + "\n")
+    assert len(read_inventory(tmp_path, max_file_bytes=1000).environments) == 1
+    write(tmp_path, "values-dev.yaml", "# " + "x" * 998 + "\n")
+    with pytest.raises(InventoryError) as error:
+        read_inventory(tmp_path, max_file_bytes=1000)
+    assert str(error.value) == (
+        "environments/values-dev.yaml: 1001 bytes, more than the limit of 1000 bytes; refused"
+    )
+
+
+def test_the_default_limit_is_one_mebibyte_and_costs_no_memory(tmp_path: Path) -> None:
+    write(tmp_path, "values.yaml", "# " + "x" * (10 * 2**20) + "\n")
+    write(tmp_path, "values-dev.yaml", "name: dev\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(InventoryError, match="more than the limit of 1048576 bytes"):
+            read_inventory(tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20

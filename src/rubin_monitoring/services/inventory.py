@@ -3,12 +3,14 @@
 Every problem is an :class:`InventoryError` of one line naming the file (relative to the
 repository) and the field. A value from the files is never quoted, only its YAML type ("got a
 string"); an application name is shown in short. ``environments/`` and every file read from it
-must resolve (symbolic links followed) inside the repository.
+must resolve (symbolic links followed) inside the repository. A file larger than
+``max_file_bytes`` is refused before it is parsed.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ DEFAULTS_FILE = "values.yaml"
 _ENV_FILE = re.compile(r"^values-(?P<env>.+)\.yaml$")
 _BUCKET_CHARS = re.compile(r"^[A-Za-z0-9_.-]+$")
 MAX_BUCKET_NAME = 255
+DEFAULT_MAX_FILE_BYTES = 2**20
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 _TYPE_NAMES: tuple[tuple[type, str], ...] = (
     (bool, "a boolean"),
@@ -61,9 +64,27 @@ def _inside(path: Path, root: Path, shown: str, kind: str) -> Path:
     return resolved
 
 
-def _load_yaml(path: Path, shown: str) -> dict[str, Any]:
+def _read_bounded(path: Path, shown: str, max_bytes: int) -> str:
+    """The file's text, refused without reading it all if it is larger than ``max_bytes``."""
+
+    def too_large(size: int) -> InventoryError:
+        return InventoryError(
+            f"{shown}: {size} bytes, more than the limit of {max_bytes} bytes; refused"
+        )
+
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > max_bytes:
+            raise too_large(size)
+        content = file.read(max_bytes + 1)  # it may have grown since
+    if len(content) > max_bytes:
+        raise too_large(len(content))
+    return content.decode("utf-8")
+
+
+def _load_yaml(path: Path, shown: str, max_bytes: int) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(_read_bounded(path, shown, max_bytes))
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -110,14 +131,20 @@ def bucket_name_problem(application: str) -> str | None:
     return None
 
 
-def read_inventory(root: Path) -> Inventory:
+def read_inventory(root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Inventory:
+    """The inventory of the repository checked out at ``root``.
+
+    Each values file may hold at most ``max_file_bytes`` bytes.
+    """
     root = root.resolve()
     env_dir = _inside(root / ENVIRONMENTS_DIR, root, ENVIRONMENTS_DIR, "directory")
     defaults_shown = f"{ENVIRONMENTS_DIR}/{DEFAULTS_FILE}"
     defaults_path = _inside(env_dir / DEFAULTS_FILE, root, defaults_shown, "file")
     if not defaults_path.is_file():
         raise InventoryError(f"{defaults_shown}: not found; not a Phalanx-style repository")
-    defaults = _applications(_load_yaml(defaults_path, defaults_shown), defaults_shown)
+    defaults = _applications(
+        _load_yaml(defaults_path, defaults_shown, max_file_bytes), defaults_shown
+    )
     environments: list[Environment] = []
     problems: list[InventoryProblem] = []
     for path in sorted(env_dir.iterdir()):
@@ -128,7 +155,7 @@ def read_inventory(root: Path) -> Inventory:
         path = _inside(path, root, shown, "file")
         if not path.is_file():
             continue
-        data = _load_yaml(path, shown)
+        data = _load_yaml(path, shown, max_file_bytes)
         merged = {**defaults, **_applications(data, shown)}
         enabled = tuple(sorted(app for app, on in merged.items() if on))
         name = data.get("name", match["env"])
