@@ -59,12 +59,53 @@ def test_invalid_names_are_problems_naming_file_and_app(tmp_path: Path) -> None:
         (
             "values-dev.yaml",
             "applications:\n  a: maybe\n",
-            "environments/values-dev.yaml: applications.a: expected true or false, got a string",
+            "environments/values-dev.yaml: line 2: applications.a: "
+            "expected true or false, got a string",
         ),
         (
             "values-dev.yaml",
             "applications: [a, b]\n",
-            "environments/values-dev.yaml: field 'applications' must be a mapping",
+            "environments/values-dev.yaml: line 1: field 'applications' must be a mapping",
+        ),
+        (
+            "values-dev.yaml",
+            "applications:\n  ~: true\n",
+            "environments/values-dev.yaml: line 2: applications: "
+            "key '~' is not a string (quote it)",
+        ),
+        (
+            "values-dev.yaml",
+            "applications:\n  a: true\n  on: true\n",
+            "environments/values-dev.yaml: line 3: applications: "
+            "key 'on' is not a string (quote it)",
+        ),
+        (
+            "values-dev.yaml",
+            "applications:\n  123: false\n",
+            "environments/values-dev.yaml: line 2: applications: key '123' is not a string",
+        ),
+        (
+            "values-dev.yaml",
+            "applications:\n  a: true\n  b: true\n  a: false\n",
+            "environments/values-dev.yaml: line 4, column 3: invalid YAML: "
+            "duplicate key 'a' (first on line 2)",
+        ),
+        (
+            "values-dev.yaml",
+            "applications:\n  a: true\nname: x\napplications:\n  b: true\n",
+            "environments/values-dev.yaml: line 4, column 1: invalid YAML: "
+            "duplicate key 'applications' (first on line 1)",
+        ),
+        (
+            "values-dev.yaml",
+            "applications:\n  ? [a, b]\n  : true\n",
+            "environments/values-dev.yaml: line 2, column 5: invalid YAML: "
+            "a list or mapping cannot be a key",
+        ),
+        (
+            "values-dev.yaml",
+            "applications:\n  a: \x07true\n",
+            "environments/values-dev.yaml: invalid YAML: unacceptable character #x0007",
         ),
         ("values-dev.yaml", "- a\n", "environments/values-dev.yaml: expected a mapping"),
     ],
@@ -177,3 +218,23 @@ def test_the_default_limit_is_one_mebibyte_and_costs_no_memory(tmp_path: Path) -
     finally:
         tracemalloc.stop()
     assert peak < 2**20
+
+
+def test_quoted_keys_are_the_strings_written(tmp_path: Path) -> None:
+    write(
+        tmp_path, "values.yaml", "applications:\n  'on': true\n  \"123\": true\n  'null': false\n"
+    )
+    write(tmp_path, "values-dev.yaml", "name: dev\napplications:\n  'null': true\n")
+    assert read_inventory(tmp_path).applications == ["123", "null", "on"]
+
+
+def test_merge_keys_are_not_duplicates_and_other_keys_may_be_anything(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "values.yaml",
+        "common: &common\n  a: true\n  b: true\n"
+        "applications:\n  <<: *common\n  b: false\n"
+        "helm:\n  on: 1\n  123: x\n  ~: y\n",
+    )
+    write(tmp_path, "values-dev.yaml", "name: dev\n")
+    assert read_inventory(tmp_path).applications == ["a"]

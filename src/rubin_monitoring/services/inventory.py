@@ -5,6 +5,10 @@ repository) and the field. A value from the files is never quoted, only its YAML
 string"); an application name is shown in short. ``environments/`` and every file read from it
 must resolve (symbolic links followed) inside the repository. A file larger than
 ``max_file_bytes`` is refused before it is parsed.
+
+A duplicate key anywhere in a file is an error naming its line. Application names are the
+keys of ``applications`` as written: a key YAML reads as something else than a string (``on``,
+``yes``, ``~``, ``123``) is an error asking to quote it.
 """
 
 from __future__ import annotations
@@ -48,12 +52,72 @@ def yaml_type(value: object) -> str:
     return next((name for kind, name in _TYPE_NAMES if isinstance(value, kind)), "another type")
 
 
+def quoted(text: str, limit: int = 40) -> str:
+    """Text from a file, quoted and cut short for a one-line message."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
+
+
 def shown_name(name: str, limit: int = 40) -> str:
     """A name from a file, made safe for a one-line message: as it is if plain, else quoted."""
-    if _PLAIN_NAME.match(name):
-        return name
-    quoted = repr(name)
-    return quoted if len(quoted) <= limit else quoted[: limit - 4] + "...'"
+    return name if _PLAIN_NAME.match(name) else quoted(name, limit)
+
+
+class _Mapping(dict[Any, Any]):
+    """A YAML mapping that remembers each key's line (1-based) and source text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.key_lines: dict[Any, int] = {}
+        self.key_texts: dict[Any, str] = {}
+
+    def line(self, key: Any) -> int:
+        return self.key_lines.get(key, 0)
+
+
+class _Loader(yaml.SafeLoader):
+    """A SafeLoader whose mappings are :class:`_Mapping` and that refuses duplicate keys."""
+
+
+def _key_text(node: yaml.Node) -> str:
+    if isinstance(node, yaml.ScalarNode):
+        return str(node.value)
+    return "<a list>" if isinstance(node, yaml.SequenceNode) else "<a mapping>"
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _Mapping:
+    first_lines: dict[tuple[type, Any], int] = {}
+    for key_node, _ in node.value:  # the keys written here: merged (<<) ones may be overridden
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            identity = (type(key), key)
+            seen = identity in first_lines
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a list or mapping cannot be a key", key_node.start_mark
+            ) from None
+        if seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {quoted(_key_text(key_node))} "
+                f"(first on line {first_lines[identity]})",
+                key_node.start_mark,
+            )
+        first_lines[identity] = key_node.start_mark.line + 1
+    loader.flatten_mapping(node)
+    mapping = _Mapping()
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = key_node.start_mark.line + 1
+        mapping.key_texts[key] = _key_text(key_node)
+    return mapping
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _inside(path: Path, root: Path, shown: str, kind: str) -> Path:
@@ -82,37 +146,46 @@ def _read_bounded(path: Path, shown: str, max_bytes: int) -> str:
     return content.decode("utf-8")
 
 
-def _load_yaml(path: Path, shown: str, max_bytes: int) -> dict[str, Any]:
+def _load_yaml(path: Path, shown: str, max_bytes: int) -> _Mapping:
     try:
-        data = yaml.safe_load(_read_bounded(path, shown, max_bytes))
+        data = yaml.load(_read_bounded(path, shown, max_bytes), Loader=_Loader)  # a SafeLoader
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = error.problem or error.context or "invalid YAML"
         raise InventoryError(f"{shown}:{where}: invalid YAML: {problem}") from None
-    except (yaml.YAMLError, UnicodeDecodeError, OSError) as error:
+    except yaml.YAMLError as error:  # a ReaderError: its first line says what, not where
+        problem = next(iter(str(error).splitlines()), "") or type(error).__name__
+        raise InventoryError(f"{shown}: invalid YAML: {problem}") from None
+    except (UnicodeDecodeError, OSError) as error:
         raise InventoryError(f"{shown}: cannot read: {error}") from None
     if data is None:
-        return {}
-    if not isinstance(data, dict):
+        return _Mapping()
+    if not isinstance(data, _Mapping):
         raise InventoryError(f"{shown}: expected a mapping at the top level")
     return data
 
 
-def _applications(data: dict[str, Any], shown: str) -> dict[str, bool]:
+def _applications(data: _Mapping, shown: str) -> dict[str, bool]:
     apps = data.get("applications")
     if apps is None:
         return {}
-    if not isinstance(apps, dict):
-        raise InventoryError(f"{shown}: field 'applications' must be a mapping of app: true/false")
+    if not isinstance(apps, _Mapping):
+        raise InventoryError(
+            f"{shown}: line {data.line('applications')}: "
+            "field 'applications' must be a mapping of app: true/false"
+        )
     result: dict[str, bool] = {}
     for app, enabled in apps.items():
+        where = f"{shown}: line {apps.line(app)}: applications"
+        if not isinstance(app, str):
+            text = apps.key_texts.get(app, "")
+            raise InventoryError(f"{where}: key {quoted(text)} is not a string (quote it)")
         if not isinstance(enabled, bool):
             raise InventoryError(
-                f"{shown}: applications.{shown_name(str(app))}: "
-                f"expected true or false, got {yaml_type(enabled)}"
+                f"{where}.{shown_name(app)}: expected true or false, got {yaml_type(enabled)}"
             )
-        result[str(app)] = enabled
+        result[app] = enabled
     return result
 
 
