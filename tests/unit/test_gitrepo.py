@@ -165,3 +165,64 @@ def test_a_password_is_refused_where_git_cannot_take_it_from_a_helper() -> None:
 def test_redaction_covers_an_unencoded_at_sign_in_the_password() -> None:
     assert redact_url("https://u:p@ss@host/x@y.git") == "https://***@host/x@y.git"
     assert redact_url("https://host/x@y.git") == "https://host/x@y.git"
+
+
+def test_a_local_directory_without_a_ref_is_read_as_it_is(phalanx: PhalanxRepo) -> None:
+    phalanx.set_apps({"argocd": True}, {"dev": {}})
+    phalanx.write("environments/values.yaml", "applications:\n  uncommitted: true\n")
+    with checkout(str(phalanx.path), None) as root:
+        assert root == phalanx.path.resolve()
+        assert "uncommitted" in (root / "environments/values.yaml").read_text()
+
+
+def test_a_local_repository_with_a_ref_is_read_at_that_ref(phalanx: PhalanxRepo) -> None:
+    first = phalanx.set_apps({"argocd": True}, {"dev": {}})
+    phalanx.repo.git.checkout("-b", "next")
+    phalanx.set_apps({"argocd": True, "nublado": True}, {"dev": {}})
+    phalanx.write("environments/values.yaml", "applications:\n  uncommitted: true\n")
+    for ref, expected in [("next", "nublado"), ("main", "argocd"), (first, "argocd")]:
+        with checkout(str(phalanx.path), ref) as root:
+            assert root != phalanx.path.resolve()
+            text = (root / "environments/values.yaml").read_text()
+            assert expected in text and "uncommitted" not in text
+            if ref != "next":
+                assert "nublado" not in text
+
+
+def test_a_missing_ref_in_a_local_repository(phalanx: PhalanxRepo) -> None:
+    phalanx.set_apps({"argocd": True}, {"dev": {}})
+    with pytest.raises(InventoryError) as error, checkout(str(phalanx.path), "nope"):
+        pass
+    assert str(error.value) == f"PHALANX_REF: ref 'nope' not found in {phalanx.path}"
+
+
+def test_a_ref_for_a_directory_that_is_not_a_repository_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "environments").mkdir()
+    with checkout(str(tmp_path), None) as root:
+        assert root == tmp_path.resolve()
+    with pytest.raises(InventoryError) as error, checkout(str(tmp_path), "main"):
+        pass
+    assert str(error.value) == (
+        f"PHALANX_REF: 'main' given, but {tmp_path} is not a Git repository (or not its top "
+        "directory); unset PHALANX_REF to read the directory as it is"
+    )
+
+
+def test_no_ref_means_the_default_branch_of_a_url(phalanx: PhalanxRepo) -> None:
+    phalanx.set_apps({"argocd": True}, {"dev": {}})
+    phalanx.repo.git.checkout("-b", "next")
+    phalanx.set_apps({"nublado": True}, {"dev": {}})
+    phalanx.repo.git.checkout("main")
+    with checkout(phalanx.url, None) as root:
+        assert "argocd" in (root / "environments/values.yaml").read_text()
+
+
+def test_a_ref_is_never_taken_for_an_option(phalanx: PhalanxRepo, tmp_path: Path) -> None:
+    phalanx.set_apps({"argocd": True}, {"dev": {}})
+    marker = tmp_path / "ran"
+    with (
+        pytest.raises(InventoryError, match="PHALANX_REF"),
+        checkout(phalanx.url, f"--upload-pack=touch {marker}; git-upload-pack"),
+    ):
+        pass
+    assert not marker.exists()

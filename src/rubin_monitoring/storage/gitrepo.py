@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_SECONDS = 60.0
 
 _USERINFO = re.compile(r"(?<=://)[^/?#]*@")
+# What git accepts in a branch or tag name (roughly; git checks the rest), or a commit id:
+# never an option (a leading "-"), a refspec (":"), a revision expression ("~", "^", "@{").
+_REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*@\{)[^\x00-\x20\x7f~^:?*\[\\]+$")
 _USERNAME_VARIABLE = "RUBIN_MONITORING_GIT_USERNAME"
 _PASSWORD_VARIABLE = "RUBIN_MONITORING_GIT_PASSWORD"
 # Run by git as `sh -c '<this> "$@"' '<this>' get|store|erase`, the request on its stdin:
@@ -187,34 +190,71 @@ def _environment() -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def checkout(
-    repo: str, ref: str, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
-) -> Iterator[Path]:
-    """Yield a directory holding ``ref`` of ``repo``; a local directory is used as it is.
+def _is_repository(directory: Path) -> bool:
+    """Whether ``directory`` is the top of a Git work tree, or a bare repository."""
+    bare = (directory / "HEAD").is_file() and (directory / "objects").is_dir()
+    return bare or (directory / ".git").exists()
 
-    Fetching gives up after ``timeout_seconds`` with an :class:`InventoryError`.
-    """
-    local = Path(repo).expanduser()
-    if "://" not in repo and local.is_dir():
-        log.info("reading configuration from local directory %s", local)
-        yield local.resolve()
-        return
-    shown = redact_url(repo)
-    remote = _split_credentials(repo)
+
+@contextlib.contextmanager
+def _fetch(remote: _Remote, shown: str, ref: str | None, timeout_seconds: float) -> Iterator[Path]:
+    """A temporary directory holding ``ref`` (default: HEAD) of ``remote``, fetched shallow."""
     env = _environment()
     _credential_environment(remote, env)
     git = _Git(env, timeout_seconds, shown, remote.secrets)
     with tempfile.TemporaryDirectory(prefix="rubin-monitoring-") as tmp:
         work = Path(tmp)
-        log.info("fetching %s at %s", shown, ref)
+        log.info("fetching %s at %s", shown, ref or "its default branch")
         try:
             git("init", "--quiet", "--template=", ".", cwd=work)
-            git("fetch", "--quiet", "--no-tags", "--depth=1", remote.url, ref, cwd=work)
+            fetch = ("fetch", "--quiet", "--no-tags", "--depth=1", "--")
+            git(*fetch, remote.url, ref or "HEAD", cwd=work)
             git("checkout", "--quiet", "FETCH_HEAD", cwd=work)
         except _GitFailed as failure:
             detail = failure.detail
             if "couldn't find remote ref" in detail or "not our ref" in detail:
+                if ref is None:
+                    raise InventoryError(
+                        f"PHALANX_REPO: {shown} has no default branch (HEAD); set PHALANX_REF"
+                    ) from None
                 raise InventoryError(f"PHALANX_REF: ref {ref!r} not found in {shown}") from None
             raise InventoryError(f"PHALANX_REPO: cannot fetch {shown}: {detail}") from None
+        yield work
+
+
+@contextlib.contextmanager
+def checkout(
+    repo: str, ref: str | None = None, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+) -> Iterator[Path]:
+    """Yield a directory holding the configuration repository ``repo`` at ``ref``.
+
+    ``repo`` is a Git URL or a local directory:
+
+    - a URL: ``ref`` (a branch, a tag or a full commit id; ``None``: the repository's default
+      branch, its HEAD) is fetched shallow into a temporary directory;
+    - a local directory, ``ref`` ``None``: the directory as it is, uncommitted changes included;
+    - a local directory, ``ref`` given: the directory must be a Git repository (its top
+      directory, or a bare repository), and ``ref`` is fetched from it as from a URL: only
+      committed content is read. A directory that is not a repository is refused.
+
+    Fetching gives up after ``timeout_seconds`` with an :class:`InventoryError`.
+    """
+    if ref is not None and not _REF.match(ref):
+        shown_ref = repr(ref) if len(ref) <= 60 else repr(ref[:56]) + "..."
+        raise InventoryError(f"PHALANX_REF: {shown_ref} is not a branch, tag or commit name")
+    local = Path(repo).expanduser()
+    if "://" not in repo and local.is_dir():
+        if ref is None:
+            log.info("reading configuration from local directory %s", local)
+            yield local.resolve()
+            return
+        if not _is_repository(local):
+            raise InventoryError(
+                f"PHALANX_REF: {ref!r} given, but {local} is not a Git repository (or not its "
+                "top directory); unset PHALANX_REF to read the directory as it is"
+            )
+        with _fetch(_Remote(local.resolve().as_uri()), str(local), ref, timeout_seconds) as work:
+            yield work
+        return
+    with _fetch(_split_credentials(repo), redact_url(repo), ref, timeout_seconds) as work:
         yield work
