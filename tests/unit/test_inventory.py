@@ -238,3 +238,11 @@ def test_merge_keys_are_not_duplicates_and_other_keys_may_be_anything(tmp_path: 
     )
     write(tmp_path, "values-dev.yaml", "name: dev\n")
     assert read_inventory(tmp_path).applications == ["a"]
+
+
+def test_a_link_loop_is_one_line(tmp_path: Path) -> None:
+    write(tmp_path, "values.yaml", "applications:\n  a: true\n")
+    (tmp_path / "environments/values-dev.yaml").symlink_to("values-dev.yaml")
+    with pytest.raises(InventoryError) as error:
+        read_inventory(tmp_path)
+    assert str(error.value) == "environments/values-dev.yaml: cannot resolve: a loop of links"

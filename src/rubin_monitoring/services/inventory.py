@@ -122,7 +122,10 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 
 def _inside(path: Path, root: Path, shown: str, kind: str) -> Path:
     """``path`` with links resolved, refused if that is outside ``root`` (itself resolved)."""
-    resolved = path.resolve()
+    try:
+        resolved = path.resolve()
+    except (RuntimeError, OSError):  # Python 3.13 raises OSError (ELOOP), 3.11 RuntimeError
+        raise InventoryError(f"{shown}: cannot resolve: a loop of links") from None
     if not resolved.is_relative_to(root):
         raise InventoryError(f"{shown}: resolves to a {kind} outside the repository; refused")
     return resolved
