@@ -241,7 +241,28 @@ REPOSITORY = (
         DEFAULT_PHALANX_REPO,
         "Git URL or local directory of the configuration repository.",
     ),
-    _spec("phalanx_ref", "PHALANX_REF", parse_nonempty, "main", "Branch, tag or commit to read."),
+    _spec(
+        "phalanx_ref",
+        "PHALANX_REF",
+        parse_nonempty,
+        None,
+        "Branch, tag or commit to read (default: the default branch of a URL, a local "
+        "directory as it is).",
+    ),
+    _spec(
+        "phalanx_timeout",
+        "PHALANX_TIMEOUT",
+        parse_positive_int,
+        "60",
+        "Seconds the whole fetch of the repository may take.",
+    ),
+    _spec(
+        "phalanx_max_file_bytes",
+        "PHALANX_MAX_FILE_BYTES",
+        parse_positive_int,
+        "1048576",
+        "Largest values file read, in bytes (a larger one is refused).",
+    ),
 )
 BUCKETS = (
     _spec(
@@ -357,7 +378,9 @@ class RepositorySettings:
     """The configuration repository and the ref to read."""
 
     repo: str = DEFAULT_PHALANX_REPO
-    ref: str = "main"
+    ref: str | None = None
+    timeout_seconds: int = 60
+    max_file_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -411,7 +434,12 @@ def _group(values: Mapping[str, Any]) -> Settings:
             dry_run=values["dry_run"],
             concurrency=values["concurrency"],
         ),
-        repository=RepositorySettings(repo=values["phalanx_repo"], ref=values["phalanx_ref"]),
+        repository=RepositorySettings(
+            repo=values["phalanx_repo"],
+            ref=values["phalanx_ref"],
+            timeout_seconds=values["phalanx_timeout"],
+            max_file_bytes=values["phalanx_max_file_bytes"],
+        ),
         bucket_retention=values["bucket_retention"],
         checks=CheckSettings(
             checks=values["checks"],

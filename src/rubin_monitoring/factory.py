@@ -73,8 +73,10 @@ class Factory:
         """The configuration repository's inventory, read once per run."""
         if self._inventory is None:
             repository = self.settings.repository
-            with checkout(repository.repo, repository.ref) as root:
-                self._inventory = read_inventory(root)
+            with checkout(
+                repository.repo, repository.ref, timeout_seconds=repository.timeout_seconds
+            ) as root:
+                self._inventory = read_inventory(root, max_file_bytes=repository.max_file_bytes)
         return self._inventory
 
     def routes(self) -> list[Route]:

@@ -1,7 +1,20 @@
-"""Read the Phalanx layout: defaults in environments/values.yaml, overrides per environment."""
+"""Read the Phalanx layout: defaults in environments/values.yaml, overrides per environment.
+
+Every problem is an :class:`InventoryError` of one line naming the file (relative to the
+repository) and the field. A value from the files is never quoted, only its YAML type ("got a
+string"); an application name is shown in short. ``environments/`` and every file read from it
+must resolve (symbolic links followed) inside the repository. A file larger than
+``max_file_bytes`` is refused before it is parsed.
+
+A duplicate key anywhere in a file is an error naming its line. Application names are the
+keys of ``applications`` as written: a key YAML reads as something else than a string (``on``,
+``yes``, ``~``, ``123``) is an error asking to quote it.
+"""
 
 from __future__ import annotations
 
+import datetime
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -16,39 +29,166 @@ DEFAULTS_FILE = "values.yaml"
 _ENV_FILE = re.compile(r"^values-(?P<env>.+)\.yaml$")
 _BUCKET_CHARS = re.compile(r"^[A-Za-z0-9_.-]+$")
 MAX_BUCKET_NAME = 255
+DEFAULT_MAX_FILE_BYTES = 2**20
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
+_TYPE_NAMES: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),
+    (str, "a string"),
+    (int, "an integer"),
+    (float, "a number"),
+    (list, "a list"),
+    (dict, "a mapping"),
+    (datetime.datetime, "a timestamp"),
+    (datetime.date, "a date"),
+    (bytes, "binary data"),
+    (set, "a set"),
+)
 
 
-def _load_yaml(path: Path, root: Path) -> dict[str, Any]:
-    shown = str(path.relative_to(root))
+def yaml_type(value: object) -> str:
+    """The YAML type of a value in words, to say what was found without quoting it."""
+    if value is None:
+        return "null"
+    return next((name for kind, name in _TYPE_NAMES if isinstance(value, kind)), "another type")
+
+
+def quoted(text: str, limit: int = 40) -> str:
+    """Text from a file, quoted and cut short for a one-line message."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
+
+
+def shown_name(name: str, limit: int = 40) -> str:
+    """A name from a file, made safe for a one-line message: as it is if plain, else quoted."""
+    return name if _PLAIN_NAME.match(name) else quoted(name, limit)
+
+
+class _Mapping(dict[Any, Any]):
+    """A YAML mapping that remembers each key's line (1-based) and source text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.key_lines: dict[Any, int] = {}
+        self.key_texts: dict[Any, str] = {}
+
+    def line(self, key: Any) -> int:
+        return self.key_lines.get(key, 0)
+
+
+class _Loader(yaml.SafeLoader):
+    """A SafeLoader whose mappings are :class:`_Mapping` and that refuses duplicate keys."""
+
+
+def _key_text(node: yaml.Node) -> str:
+    if isinstance(node, yaml.ScalarNode):
+        return str(node.value)
+    return "<a list>" if isinstance(node, yaml.SequenceNode) else "<a mapping>"
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _Mapping:
+    first_lines: dict[tuple[type, Any], int] = {}
+    for key_node, _ in node.value:  # the keys written here: merged (<<) ones may be overridden
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            identity = (type(key), key)
+            seen = identity in first_lines
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a list or mapping cannot be a key", key_node.start_mark
+            ) from None
+        if seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {quoted(_key_text(key_node))} "
+                f"(first on line {first_lines[identity]})",
+                key_node.start_mark,
+            )
+        first_lines[identity] = key_node.start_mark.line + 1
+    loader.flatten_mapping(node)
+    mapping = _Mapping()
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = key_node.start_mark.line + 1
+        mapping.key_texts[key] = _key_text(key_node)
+    return mapping
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _inside(path: Path, root: Path, shown: str, kind: str) -> Path:
+    """``path`` with links resolved, refused if that is outside ``root`` (itself resolved)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        resolved = path.resolve()
+    except (RuntimeError, OSError):  # Python 3.13 raises OSError (ELOOP), 3.11 RuntimeError
+        raise InventoryError(f"{shown}: cannot resolve: a loop of links") from None
+    if not resolved.is_relative_to(root):
+        raise InventoryError(f"{shown}: resolves to a {kind} outside the repository; refused")
+    return resolved
+
+
+def _read_bounded(path: Path, shown: str, max_bytes: int) -> str:
+    """The file's text, refused without reading it all if it is larger than ``max_bytes``."""
+
+    def too_large(size: int) -> InventoryError:
+        return InventoryError(
+            f"{shown}: {size} bytes, more than the limit of {max_bytes} bytes; refused"
+        )
+
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > max_bytes:
+            raise too_large(size)
+        content = file.read(max_bytes + 1)  # it may have grown since
+    if len(content) > max_bytes:
+        raise too_large(len(content))
+    return content.decode("utf-8")
+
+
+def _load_yaml(path: Path, shown: str, max_bytes: int) -> _Mapping:
+    try:
+        data = yaml.load(_read_bounded(path, shown, max_bytes), Loader=_Loader)  # a SafeLoader
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = error.problem or error.context or "invalid YAML"
         raise InventoryError(f"{shown}:{where}: invalid YAML: {problem}") from None
-    except (yaml.YAMLError, UnicodeDecodeError, OSError) as error:
+    except yaml.YAMLError as error:  # a ReaderError: its first line says what, not where
+        problem = next(iter(str(error).splitlines()), "") or type(error).__name__
+        raise InventoryError(f"{shown}: invalid YAML: {problem}") from None
+    except (UnicodeDecodeError, OSError) as error:
         raise InventoryError(f"{shown}: cannot read: {error}") from None
     if data is None:
-        return {}
-    if not isinstance(data, dict):
+        return _Mapping()
+    if not isinstance(data, _Mapping):
         raise InventoryError(f"{shown}: expected a mapping at the top level")
     return data
 
 
-def _applications(data: dict[str, Any], shown: str) -> dict[str, bool]:
+def _applications(data: _Mapping, shown: str) -> dict[str, bool]:
     apps = data.get("applications")
     if apps is None:
         return {}
-    if not isinstance(apps, dict):
-        raise InventoryError(f"{shown}: field 'applications' must be a mapping of app: true/false")
+    if not isinstance(apps, _Mapping):
+        raise InventoryError(
+            f"{shown}: line {data.line('applications')}: "
+            "field 'applications' must be a mapping of app: true/false"
+        )
     result: dict[str, bool] = {}
     for app, enabled in apps.items():
+        where = f"{shown}: line {apps.line(app)}: applications"
+        if not isinstance(app, str):
+            text = apps.key_texts.get(app, "")
+            raise InventoryError(f"{where}: key {quoted(text)} is not a string (quote it)")
         if not isinstance(enabled, bool):
             raise InventoryError(
-                f"{shown}: applications.{app}: expected true or false, got {enabled!r}"
+                f"{where}.{shown_name(app)}: expected true or false, got {yaml_type(enabled)}"
             )
-        result[str(app)] = enabled
+        result[app] = enabled
     return result
 
 
@@ -56,9 +196,9 @@ def bucket_name_problem(application: str) -> str | None:
     """Why InfluxDB (or the toolkit's reserved names) would refuse this app's bucket."""
     name = bucket_name(application)
     if not name or len(name) > MAX_BUCKET_NAME:
-        return f"bucket name {name!r} must be 1 to {MAX_BUCKET_NAME} characters"
+        return f"bucket name {shown_name(name)} must be 1 to {MAX_BUCKET_NAME} characters"
     if not _BUCKET_CHARS.match(name):
-        return f"bucket name {name!r} may only contain letters, digits, '_', '-' and '.'"
+        return f"bucket name {shown_name(name)} may only contain letters, digits, '_', '-' and '.'"
     if name.startswith("_") or name.endswith("_"):
         return (
             f"bucket name {name!r} starts or ends with '_', "
@@ -67,22 +207,31 @@ def bucket_name_problem(application: str) -> str | None:
     return None
 
 
-def read_inventory(root: Path) -> Inventory:
-    env_dir = root / ENVIRONMENTS_DIR
-    defaults_path = env_dir / DEFAULTS_FILE
+def read_inventory(root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Inventory:
+    """The inventory of the repository checked out at ``root``.
+
+    Each values file may hold at most ``max_file_bytes`` bytes.
+    """
+    root = root.resolve()
+    env_dir = _inside(root / ENVIRONMENTS_DIR, root, ENVIRONMENTS_DIR, "directory")
+    defaults_shown = f"{ENVIRONMENTS_DIR}/{DEFAULTS_FILE}"
+    defaults_path = _inside(env_dir / DEFAULTS_FILE, root, defaults_shown, "file")
     if not defaults_path.is_file():
-        raise InventoryError(
-            f"{ENVIRONMENTS_DIR}/{DEFAULTS_FILE}: not found; not a Phalanx-style repository"
-        )
-    defaults = _applications(_load_yaml(defaults_path, root), f"{ENVIRONMENTS_DIR}/{DEFAULTS_FILE}")
+        raise InventoryError(f"{defaults_shown}: not found; not a Phalanx-style repository")
+    defaults = _applications(
+        _load_yaml(defaults_path, defaults_shown, max_file_bytes), defaults_shown
+    )
     environments: list[Environment] = []
     problems: list[InventoryProblem] = []
     for path in sorted(env_dir.iterdir()):
         match = _ENV_FILE.match(path.name)
-        if not match or not path.is_file():
+        if not match:
             continue
         shown = f"{ENVIRONMENTS_DIR}/{path.name}"
-        data = _load_yaml(path, root)
+        path = _inside(path, root, shown, "file")
+        if not path.is_file():
+            continue
+        data = _load_yaml(path, shown, max_file_bytes)
         merged = {**defaults, **_applications(data, shown)}
         enabled = tuple(sorted(app for app, on in merged.items() if on))
         name = data.get("name", match["env"])
