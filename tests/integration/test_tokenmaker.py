@@ -170,6 +170,12 @@ def test_tokens_are_org_scoped_and_least_privilege(fleet: tuple[Org, dict[str, s
     for auth in ours.values():
         assert "managed-by=rubin-monitoring" in auth["description"]
         for permission in auth["permissions"]:
+            if permission["resource"]["type"] == "users":
+                # taskmaker's token may read its own (bot) user, for GET /api/v2/me: users
+                # are not org-scoped; nothing else is outside the org.
+                assert auth is ours["taskmaker"] and permission["action"] == "read"
+                assert permission["resource"]["id"] == bot_id(org)
+                continue
             assert permission["resource"]["orgID"] == org.id
     telegraf = ours["telegraf"]["permissions"]
     assert {(p["action"], p["resource"]["name"]) for p in telegraf} == {
