@@ -25,7 +25,7 @@ from rubin_monitoring.models.changes import ReconcileOptions
 from rubin_monitoring.models.inventory import Environment, Inventory
 from rubin_monitoring.services.buckets import BucketMaker
 from rubin_monitoring.services.reconcile import reconcile
-from rubin_monitoring.storage.authorizations import OWNER, AuthorizationStore
+from rubin_monitoring.storage.authorizations import MEMBER, OWNER, AuthorizationStore
 from rubin_monitoring.storage.http import InfluxHTTP
 from rubin_monitoring.storage.influxdb import InfluxDBStore
 from rubin_monitoring.testing.influxd import InfluxServer
@@ -433,7 +433,7 @@ def test_bucket_ownership_does_not_let_a_task_write_org_ownership_does(
         auths = AuthorizationStore(http)
         buckets = {b.name: b.id for b in InfluxDBStore(http, org.name).list_buckets()}
         user = auths.create_user(org.bot)
-        auths.add_org_member(org.id, user.id)
+        auths.add_mapping("orgs", org.id, MEMBER, user.id)
         auths.add_mapping("buckets", buckets["multiapp_"], OWNER, user.id)
         assert user.id in auths.org_member_ids(org.id)
         assert user.id in auths.mapped_user_ids("buckets", buckets["multiapp_"], OWNER)
@@ -446,7 +446,7 @@ def test_bucket_ownership_does_not_let_a_task_write_org_ownership_does(
         assert user.id in auths.org_owner_ids(org.id)
         assert user.id not in auths.org_member_ids(org.id)
         auths.remove_mapping("orgs", org.id, OWNER, user.id)
-        auths.add_org_member(org.id, user.id)
+        auths.add_mapping("orgs", org.id, MEMBER, user.id)
         assert write(org, tokens["telegraf"], "alpha", "probe value=7") == 204
         _, status, logs = run_task(org, tokens["taskmaker"], COPY_TASK.format(name="member"))
         assert status == "failed"

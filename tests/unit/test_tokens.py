@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, cast
 
@@ -410,7 +411,12 @@ class FakeAuths:
         return self.tokens
 
     def create_authorization(
-        self, org_id: str, description: str, permissions: list[Permission], user_id: str | None
+        self,
+        org_id: str,
+        description: str,
+        permissions: list[Permission],
+        user_id: str,
+        known_ids: Collection[str] = (),
     ) -> CreatedToken:
         self.counter += 1
         role = token_role(description) or "?"
@@ -436,10 +442,10 @@ def test_apply_creates_the_bot_before_its_token_and_returns_values_once() -> Non
     assert auths.calls == [
         ("create_user", "rubin-monitoring-bot"),
         ("add_org_owner", ORG, "new-bot"),
-        ("create_authorization", "telegraf", "None"),
-        ("create_authorization", "bucketmaker", "None"),
+        ("create_authorization", "telegraf", "admin"),
+        ("create_authorization", "bucketmaker", "admin"),
         ("create_authorization", "taskmaker", "new-bot"),
-        ("create_authorization", "notifier", "None"),
+        ("create_authorization", "notifier", "admin"),
     ]
     assert set(result.tokens) == {"telegraf", "bucketmaker", "taskmaker", "notifier"}
     assert result.exit_code == 0
@@ -461,7 +467,7 @@ def test_rotate_creates_the_new_token_before_deleting_the_old() -> None:
     auths = FakeAuths(converged(), BOT)
     result = run(auths, rotate=True, roles=[Role.TELEGRAF])
     assert auths.calls == [
-        ("create_authorization", "telegraf", "None"),
+        ("create_authorization", "telegraf", "admin"),
         ("delete_authorization", "auth-telegraf"),
     ]
     assert list(result.tokens) == ["telegraf"]

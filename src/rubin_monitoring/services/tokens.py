@@ -396,6 +396,8 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
         self.permissions: dict[str, str] = {}
         self._org_id = ""
         self._bot_id: str | None = None
+        self._operator_id = ""
+        self._known_ids: frozenset[str] = frozenset()
 
     def observe(self) -> ObservedIdentities:
         buckets = self.store.list_buckets()
@@ -408,6 +410,8 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
 
     def plan(self, observed: ObservedIdentities, options: ReconcileOptions) -> TokenPlan:
         self._org_id = observed.org_id
+        self._operator_id = observed.operator_id
+        self._known_ids = frozenset(token.id for token in observed.tokens)
         bot = observed.bot
         self._bot_id = bot.user.id if bot is not None and bot.user is not None else None
         desired, conflicts = desired_tokens(
@@ -453,12 +457,16 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
             if change.spec is not None:
                 spec = change.spec
                 permissions = set(spec.permissions)
-                owner_id = None
+                owner_id = self._operator_id
                 if spec.bot_owned:
                     owner_id = self._require_bot()  # made in this run, or known at plan time
                     permissions.add(read_own_user(owner_id))
                 created = self.auths.create_authorization(
-                    self._org_id, spec.description, sorted(permissions), owner_id
+                    self._org_id,
+                    spec.description,
+                    sorted(permissions),
+                    owner_id,
+                    self._known_ids,
                 )
                 self.tokens[spec.role.value] = created.token
             for old in change.current.tokens if change.current is not None else ():

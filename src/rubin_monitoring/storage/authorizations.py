@@ -12,16 +12,23 @@ Server facts (v2.7.12) this adapter relies on:
   remove a member mapping before adding the owner one. ``DELETE .../members/{userID}`` and
   ``.../owners/{userID}`` both delete whichever mapping the user has.
 * ``GET /api/v2/authorizations?orgID=`` has no pagination, and in 2.7.12 returns every token
-  value; the value is dropped here and never leaves this module, except from the create call.
+  value; the value is dropped here and never leaves this module, except from the create call,
+  or from the look-up after a create whose answer was lost.
+* Nothing is unique about a token but its ID, so a create whose answer was lost is followed by
+  a look-up for a token with the same description and user that was not there before: on 2.7.12
+  its value is in the listing and it is adopted; where values are hashed (2.9+), it is deleted
+  and created again, since a token whose value nobody has is of no use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from ..exceptions import InfluxDBError
 from ..models.tokens import CreatedToken, ObservedAuthorization, ObservedUser, Permission
-from .http import InfluxHTTP
+from .http import InfluxHTTP, create_once
+from .influxdb import delete_done
 
 ORG_PAGE_SIZE = 100  # the largest the orgs API accepts
 
@@ -71,9 +78,14 @@ class AuthorizationStore:
         return None
 
     def create_user(self, name: str) -> ObservedUser:
-        """A user without a password: it cannot sign in, only own tokens and tasks."""
+        """A user without a password: it cannot sign in, only own tokens and tasks. User names
+        are unique, so after a lost answer the user is looked up by name."""
         body = {"name": name, "status": "active"}
-        return _user(self.http.request("POST", "/api/v2/users", json=body).json())
+
+        def send() -> ObservedUser:
+            return _user(self.http.request("POST", "/api/v2/users", json=body).json())
+
+        return create_once(send, lambda: self.find_user(name), what=f"create user {name}")
 
     def user_orgs(self, user_id: str) -> list[tuple[str, str]]:
         """(id, name) of every org where the user is an owner or member."""
@@ -95,12 +107,21 @@ class AuthorizationStore:
         return {str(item["id"]) for item in body.get("users") or []}
 
     def add_mapping(self, resource: str, resource_id: str, role: str, user_id: str) -> None:
+        """Make the user an owner or member (idempotent: a lost answer is followed by a look)."""
         path = self._mapping_path(resource, resource_id, role)
-        self.http.request("POST", path, json={"id": user_id})
+
+        def send() -> bool:
+            self.http.request("POST", path, json={"id": user_id})
+            return True
+
+        def find() -> bool | None:
+            return True if user_id in self.mapped_user_ids(resource, resource_id, role) else None
+
+        create_once(send, find, what=f"add {role} {user_id} of {resource}/{resource_id}")
 
     def remove_mapping(self, resource: str, resource_id: str, role: str, user_id: str) -> None:
         path = self._mapping_path(resource, resource_id, role)
-        self.http.request("DELETE", f"{path}/{user_id}")
+        delete_done(lambda: self.http.request("DELETE", f"{path}/{user_id}"))
 
     def org_owner_ids(self, org_id: str) -> set[str]:
         return self.mapped_user_ids("orgs", org_id, OWNER)
@@ -111,36 +132,58 @@ class AuthorizationStore:
     def add_org_owner(self, org_id: str, user_id: str) -> None:
         self.add_mapping("orgs", org_id, OWNER, user_id)
 
-    def add_org_member(self, org_id: str, user_id: str) -> None:
-        self.add_mapping("orgs", org_id, MEMBER, user_id)
-
     def remove_org_member(self, org_id: str, user_id: str) -> None:
         self.remove_mapping("orgs", org_id, MEMBER, user_id)
 
     # Authorizations (tokens)
 
-    def list_authorizations(self, org_id: str) -> list[ObservedAuthorization]:
+    def _authorization_items(self, org_id: str) -> list[dict[str, Any]]:
         body = self.http.get_json("/api/v2/authorizations", {"orgID": org_id})
-        return [_authorization(item) for item in body.get("authorizations") or []]
+        return list(body.get("authorizations") or [])
+
+    def list_authorizations(self, org_id: str) -> list[ObservedAuthorization]:
+        return [_authorization(item) for item in self._authorization_items(org_id)]
 
     def create_authorization(
         self,
         org_id: str,
         description: str,
         permissions: list[Permission],
-        user_id: str | None = None,
+        user_id: str,
+        known_ids: Collection[str] = (),
     ) -> CreatedToken:
-        """A new active token; ``user_id`` None gives it to the calling token's user."""
+        """A new active token of ``user_id``, made once. ``known_ids``: the tokens that existed
+        before this run, which a look-up after a lost answer must not take for the new one."""
         body: dict[str, object] = {
             "orgID": org_id,
             "description": description,
             "status": "active",
+            "userID": user_id,
             "permissions": [permission.to_json() for permission in permissions],
         }
-        if user_id is not None:
-            body["userID"] = user_id
-        item = self.http.request("POST", "/api/v2/authorizations", json=body).json()
-        return CreatedToken(id=str(item["id"]), token=str(item["token"]))
+
+        def send() -> CreatedToken:
+            item = self.http.request("POST", "/api/v2/authorizations", json=body).json()
+            return CreatedToken(id=str(item["id"]), token=str(item["token"]))
+
+        def find() -> CreatedToken | None:
+            made = [
+                item
+                for item in self._authorization_items(org_id)
+                if item.get("description") == description
+                and str(item.get("userID") or "") == user_id
+                and str(item["id"]) not in known_ids
+            ]
+            adopted = next((item for item in made if item.get("token")), None)
+            for item in made:
+                if item is not adopted:
+                    self.delete_authorization(str(item["id"]))
+            if adopted is None:
+                return None
+            return CreatedToken(id=str(adopted["id"]), token=str(adopted["token"]))
+
+        return create_once(send, find, what=f"create token {description!r}")
 
     def delete_authorization(self, authorization_id: str) -> None:
-        self.http.request("DELETE", f"/api/v2/authorizations/{authorization_id}")
+        path = f"/api/v2/authorizations/{authorization_id}"
+        delete_done(lambda: self.http.request("DELETE", path))

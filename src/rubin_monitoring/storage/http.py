@@ -2,6 +2,13 @@
 
 Retried: connection errors, timeouts, 429 and 5xx, honouring ``Retry-After``. Not retried: other
 4xx, which become :class:`InfluxDBError` (401/403 become :class:`InfluxDBAuthError`).
+
+A request that is not safe to repeat (a ``POST`` that creates something: InfluxDB does not refuse
+a second task or token with the same description) is retried only when the server surely did
+not act on it: the connection was never made, or it answered 429 or 503. Any other failure (a
+timeout, a connection dropped after the request was sent, a 500, 502 or 504) raises
+:class:`OutcomeUnknownError`, and the caller finds out whether the object exists before it
+creates it again (:func:`create_once`).
 """
 
 from __future__ import annotations
@@ -10,10 +17,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,6 +30,15 @@ from ..exceptions import InfluxDBAuthError, InfluxDBError, InfluxDBUnavailableEr
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Answers that say the server did not act on the request, so even a create may be repeated.
+NOT_ACTED_STATUSES = frozenset({429, 503})
+REPEATABLE_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+
+T = TypeVar("T")
+
+
+class OutcomeUnknownError(InfluxDBUnavailableError):
+    """A request that is not safe to repeat failed after it may have reached the server."""
 
 
 @dataclass(frozen=True)
@@ -109,9 +125,17 @@ class InfluxHTTP:
         json: Any = None,
         content: str | None = None,
         headers: Mapping[str, str] | None = None,
+        repeatable: bool | None = None,
     ) -> httpx.Response:
-        """Send one request with retries; return the 2xx response or raise."""
+        """Send one request with retries; return the 2xx response or raise.
+
+        ``repeatable`` (default: true for GET, HEAD, PUT, PATCH, DELETE) says whether the
+        request may be sent again when its outcome is unknown; if not, such a failure raises
+        :class:`OutcomeUnknownError` at once.
+        """
         shown = urlsplit(path).path
+        if repeatable is None:
+            repeatable = method.upper() in REPEATABLE_METHODS
         for attempt in range(1, self.retry.attempts + 1):
             with self._lock:
                 self.request_count += 1
@@ -120,6 +144,12 @@ class InfluxHTTP:
                     method, path, params=params, json=json, content=content, headers=headers
                 )
             except httpx.TransportError as error:
+                never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
+                if not repeatable and not never_sent:
+                    raise OutcomeUnknownError(
+                        f"{method} {shown}: no answer from InfluxDB at {self._client.base_url} "
+                        f"({type(error).__name__}); the request may or may not have been done"
+                    ) from None
                 if attempt == self.retry.attempts:
                     raise InfluxDBUnavailableError(
                         f"cannot reach InfluxDB at {self._client.base_url} "
@@ -134,7 +164,13 @@ class InfluxHTTP:
             message = error_message_of(response.text, response.reason_phrase)
             if is_permission_failure(response.status_code, message):
                 raise InfluxDBAuthError(method, shown, response.status_code, message)
-            if response.status_code in RETRY_STATUSES and attempt < self.retry.attempts:
+            status = response.status_code
+            if status in RETRY_STATUSES and not repeatable and status not in NOT_ACTED_STATUSES:
+                raise OutcomeUnknownError(
+                    f"{method} {shown}: InfluxDB answered {status} {message}; the request may "
+                    "or may not have been done"
+                )
+            if status in RETRY_STATUSES and attempt < self.retry.attempts:
                 wait = self.retry.wait(
                     attempt, parse_retry_after(response.headers.get("Retry-After"))
                 )
@@ -169,3 +205,29 @@ class InfluxHTTP:
                 return
             seen.add(next_link)
             body = self.get_json(next_link)
+
+
+def create_once(
+    send: Callable[[], T],
+    find: Callable[[], T | None],
+    *,
+    what: str,
+    attempts: int = 4,
+    backoff_seconds: float = 0.5,
+) -> T:
+    """Create something exactly once: ``send()`` creates it; when its outcome is unknown
+    (:class:`OutcomeUnknownError`), ``find()`` looks for it, and only if it is not there is it
+    sent again. Returns what ``send`` or ``find`` returned."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return send()
+        except OutcomeUnknownError as error:
+            log.warning("%s: %s; looking before trying again", what, error)
+            found = find()
+            if found is not None:
+                log.info("%s: it was done after all", what)
+                return found
+            if attempt == attempts:
+                raise
+            time.sleep(backoff_seconds * 2.0 ** (attempt - 1))
+    raise AssertionError("unreachable")  # pragma: no cover

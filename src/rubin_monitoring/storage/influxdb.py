@@ -1,17 +1,24 @@
-"""InfluxDB v2 resources the toolkit manages: orgs, buckets, DBRP mappings.
+"""InfluxDB v2 resources the toolkit manages: orgs, buckets, DBRP mappings, tasks.
 
 Knows the API's shapes, page sizes and quirks; knows nothing about applications.
+
+Every create is idempotent: when its outcome is unknown (a lost answer, a timeout) the object
+is looked up by its identity before it is created again (:func:`create_once`), and a create the
+server refuses because the toolkit's own object already exists (a bucket or DBRP mapping: 422)
+counts as done. A delete that finds nothing (404) counts as done: the object is gone.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import ConfigError, InfluxDBAuthError, InfluxDBError
 from ..models.buckets import BucketSpec, DbrpSpec, ObservedBucket, ObservedDbrp
+from ..models.ownership import is_marked
 from ..models.tasks import ObservedTask, TaskSpec
-from .http import InfluxHTTP
+from .http import InfluxHTTP, create_once
 
 BUCKET_PAGE_SIZE = 100  # the largest the buckets API accepts
 TASK_PAGE_SIZE = 500  # the largest the tasks API accepts
@@ -41,6 +48,20 @@ def _retention_rules(retention_seconds: int) -> list[dict[str, object]]:
             "shardGroupDurationSeconds": shard_group_seconds(retention_seconds),
         }
     ]
+
+
+def already_exists(error: InfluxDBError) -> bool:
+    """InfluxDB's answer to creating a second bucket or DBRP mapping of the same identity."""
+    return error.status == 422
+
+
+def delete_done(send: Callable[[], object]) -> None:
+    """Delete; a 404 means the object is gone already, which is what a delete wants."""
+    try:
+        send()
+    except InfluxDBError as error:
+        if error.status != 404:
+            raise
 
 
 def org_not_found(org: str) -> ConfigError:
@@ -113,14 +134,52 @@ class InfluxDBStore:
             for item in items
         ]
 
+    def find_bucket(self, name: str) -> ObservedBucket | None:
+        """The org's bucket called ``name``, or None (the server answers 404 for none)."""
+        try:
+            items = self._list("/api/v2/buckets", {"name": name}, "buckets")
+        except InfluxDBError as error:
+            if error.status == 404:
+                return None
+            raise
+        for item in items:
+            if item.get("name") == name:
+                return ObservedBucket(
+                    id=item["id"],
+                    name=item["name"],
+                    retention_seconds=_retention_seconds(item),
+                    description=item.get("description"),
+                    system=item.get("type") == "system",
+                )
+        return None
+
+    def _own_bucket_id(self, name: str) -> str | None:
+        bucket = self.find_bucket(name)
+        return bucket.id if bucket is not None and is_marked(bucket.description) else None
+
     def create_bucket(self, spec: BucketSpec) -> str:
+        """Create the bucket (idempotent: an existing bucket of the toolkit's with this name
+        counts as created; one of anybody else's is an error)."""
         body = {
             "orgID": self.org_id,
             "name": spec.name,
             "description": spec.description,
             "retentionRules": _retention_rules(spec.retention_seconds),
         }
-        return str(self.http.request("POST", "/api/v2/buckets", json=body).json()["id"])
+
+        def send() -> str:
+            try:
+                return str(self.http.request("POST", "/api/v2/buckets", json=body).json()["id"])
+            except InfluxDBError as error:
+                if already_exists(error):
+                    found = self._own_bucket_id(spec.name)
+                    if found is not None:
+                        return found
+                raise
+
+        return create_once(
+            send, lambda: self._own_bucket_id(spec.name), what=f"create bucket {spec.name}"
+        )
 
     def update_bucket(self, bucket_id: str, spec: BucketSpec) -> None:
         body = {
@@ -130,7 +189,7 @@ class InfluxDBStore:
         self.http.request("PATCH", f"/api/v2/buckets/{bucket_id}", json=body)
 
     def delete_bucket(self, bucket_id: str) -> None:
-        self.http.request("DELETE", f"/api/v2/buckets/{bucket_id}")
+        delete_done(lambda: self.http.request("DELETE", f"/api/v2/buckets/{bucket_id}"))
 
     # DBRP mappings
 
@@ -148,7 +207,18 @@ class InfluxDBStore:
             if not item.get("virtual")
         ]
 
+    def _find_dbrp(self, spec: DbrpSpec) -> str | None:
+        for mapping in self.list_dbrps():
+            if (mapping.bucket_id, mapping.database, mapping.retention_policy) == (
+                spec.bucket_id,
+                spec.database,
+                spec.retention_policy,
+            ):
+                return mapping.id
+        return None
+
     def create_dbrp(self, spec: DbrpSpec) -> str:
+        """Create the mapping (idempotent: the same mapping existing already counts)."""
         body = {
             "orgID": self.org_id,
             "bucketID": spec.bucket_id,
@@ -156,7 +226,19 @@ class InfluxDBStore:
             "retention_policy": spec.retention_policy,
             "default": True,
         }
-        return str(self.http.request("POST", "/api/v2/dbrps", json=body).json()["id"])
+
+        def send() -> str:
+            try:
+                return str(self.http.request("POST", "/api/v2/dbrps", json=body).json()["id"])
+            except InfluxDBError as error:
+                if already_exists(error):
+                    found = self._find_dbrp(spec)
+                    if found is not None:
+                        return found
+                raise
+
+        label = f"{spec.database}/{spec.retention_policy}"
+        return create_once(send, lambda: self._find_dbrp(spec), what=f"create dbrp {label}")
 
     def update_dbrp(self, dbrp_id: str, spec: DbrpSpec) -> None:
         body = {"retention_policy": spec.retention_policy, "default": True}
@@ -164,13 +246,17 @@ class InfluxDBStore:
         self.http.request("PATCH", f"/api/v2/dbrps/{dbrp_id}", params=params, json=body)
 
     def delete_dbrp(self, dbrp_id: str) -> None:
-        self.http.request("DELETE", f"/api/v2/dbrps/{dbrp_id}", params={"orgID": self.org_id})
+        params = {"orgID": self.org_id}
+        delete_done(lambda: self.http.request("DELETE", f"/api/v2/dbrps/{dbrp_id}", params=params))
 
     # Tasks
 
-    def list_tasks(self) -> list[ObservedTask]:
-        """Every task of the org. Without ``orgID`` the server lists only the caller's tasks."""
+    def list_tasks(self, name: str | None = None) -> list[ObservedTask]:
+        """Every task of the org (named ``name``, if given). Without ``orgID`` the server lists
+        only the caller's tasks."""
         params: dict[str, str | int] = {"orgID": self.org_id, "limit": TASK_PAGE_SIZE}
+        if name is not None:
+            params["name"] = name
         return [
             ObservedTask(
                 id=item["id"],
@@ -188,14 +274,27 @@ class InfluxDBStore:
             for item in self.http.paginate("/api/v2/tasks", params, "tasks")
         ]
 
+    def _find_task(self, spec: TaskSpec) -> str | None:
+        owner = self.current_user_id()
+        for task in self.list_tasks(spec.name):
+            if task.identity == spec.identity and task.owned_by(owner):
+                return task.id
+        return None
+
     def create_task(self, spec: TaskSpec) -> str:
+        """Create the task once: task names are not unique, so after a lost answer the task is
+        looked up by its identity and owner before it is created again."""
         body = {
             "orgID": self.org_id,
             "flux": spec.flux,
             "description": spec.description,
             "status": "active",
         }
-        return str(self.http.request("POST", "/api/v2/tasks", json=body).json()["id"])
+
+        def send() -> str:
+            return str(self.http.request("POST", "/api/v2/tasks", json=body).json()["id"])
+
+        return create_once(send, lambda: self._find_task(spec), what=f"create task {spec.name}")
 
     def update_task(self, task_id: str, spec: TaskSpec) -> None:
         """PATCH keeps the task's ID and run history; the server re-reads options from flux."""
@@ -203,4 +302,4 @@ class InfluxDBStore:
         self.http.request("PATCH", f"/api/v2/tasks/{task_id}", json=body)
 
     def delete_task(self, task_id: str) -> None:
-        self.http.request("DELETE", f"/api/v2/tasks/{task_id}")
+        delete_done(lambda: self.http.request("DELETE", f"/api/v2/tasks/{task_id}"))
