@@ -18,6 +18,7 @@ from .config import (
     COMMON,
     DRY_RUN,
     INFLUXDB,
+    LEASE,
     NOTIFIER,
     RECONCILE,
     REPOSITORY,
@@ -29,6 +30,7 @@ from .config import (
 from .exceptions import RubinMonitoringError
 from .factory import Factory
 from .logs import setup_logging
+from .models.changes import Report
 from .models.tokens import DEFAULT_BOT_USER, DEFAULT_SECRET_NAME, Role
 from .progress import progress_for
 from .render import Rendered, render
@@ -103,15 +105,22 @@ def _reconcile(
 ) -> int:
     """Build a job with the factory, reconcile it, print its report; the report's exit code."""
     with Factory(settings) as factory:
-        job = build(factory)
-        progress = progress_for(job.name, settings.output)
-        try:
-            report = reconcile(job, settings.reconcile, progress)
-        finally:
-            if progress is not None:
-                progress.close()
+        report = _run(factory, build(factory), settings)
     _emit(report, settings)
     return report.exit_code
+
+
+def _run(factory: Factory, job: ReconcilingJob[Any, Any, Any], settings: Settings) -> Report:
+    """Reconcile ``job``, holding the writers' lease unless dry-run."""
+    if settings.dry_run:
+        return reconcile(job, settings.reconcile)
+    progress = progress_for(job.name, settings.output)
+    try:
+        with factory.writers_lease(job.name) as lease:
+            return reconcile(job, settings.reconcile, progress, lease.lost_error)
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 @click.command("inventory")
@@ -205,7 +214,7 @@ def tokenmaker_command(
         maker = factory.tokenmaker(
             bot_user=bot_user, roles=[Role(role) for role in roles], rotate=rotate
         )
-        report = reconcile(maker, settings.reconcile)
+        report = _run(factory, maker, settings)
     assert isinstance(report, TokenReport)
     if secret_manifest is not None and report.tokens:
         text = secret_manifest_text(report.tokens, secret_name, namespace)
@@ -215,7 +224,7 @@ def tokenmaker_command(
 
 
 @click.command("notifier")
-@job(INFLUXDB, NOTIFIER, DRY_RUN)
+@job(INFLUXDB, NOTIFIER, DRY_RUN, LEASE)
 def notifier_command(settings: Settings) -> int:
     """Slack alerts for multiapp_ findings, each sent once, recorded in alerted_."""
     with Factory(settings) as factory:

@@ -106,6 +106,11 @@ def parse_interval(text: str) -> str:
     return text.strip()
 
 
+def parse_duration_seconds(text: str) -> int:
+    """A duration literal (``0s`` allowed), in seconds."""
+    return parse_duration(text.strip())
+
+
 def parse_positive_seconds(text: str) -> int:
     """A duration literal above zero, in seconds."""
     seconds = parse_duration(text.strip())
@@ -227,7 +232,25 @@ INFLUXDB = (
     _spec("http_timeout", "HTTP_TIMEOUT", parse_positive_int, "30", "Seconds per HTTP request."),
 )
 DRY_RUN = (_spec("dry_run", "DRY_RUN", parse_bool, "0", "Print the plan and change nothing."),)
+LEASE = (
+    _spec(
+        "lease_ttl",
+        "LEASE_TTL",
+        parse_positive_seconds,
+        "5m",
+        "A writing run's lease expires this long after its last renewal (a killed run blocks "
+        "the next one at most this long).",
+    ),
+    _spec(
+        "lease_wait",
+        "LEASE_WAIT",
+        parse_duration_seconds,
+        "30s",
+        "How long a run waits for another run's lease before it exits 4.",
+    ),
+)
 RECONCILE = (
+    *LEASE,
     _spec("force", "FORCE", parse_bool, "0", "Recreate every owned, desired object."),
     *DRY_RUN,
     _spec("prune", "PRUNE", parse_bool, "0", "Delete owned objects nothing desires any more."),
@@ -396,6 +419,14 @@ class NotifierSettings:
 
 
 @dataclass(frozen=True)
+class LeaseSettings:
+    """How long a writing run's lease lasts without renewal, and how long a run waits for one."""
+
+    ttl_seconds: int = 300
+    wait_seconds: int = 30
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting, grouped. ``influxdb`` is None only for commands that never talk to it."""
 
@@ -408,6 +439,7 @@ class Settings:
     bucket_retention: int
     checks: CheckSettings
     notifier: NotifierSettings
+    lease: LeaseSettings
 
     @property
     def dry_run(self) -> bool:
@@ -457,6 +489,7 @@ def _group(values: Mapping[str, Any]) -> Settings:
             send_resolved=values["send_resolved"],
             slack_timeout=values["slack_timeout"],
         ),
+        lease=LeaseSettings(ttl_seconds=values["lease_ttl"], wait_seconds=values["lease_wait"]),
     )
 
 

@@ -20,6 +20,7 @@ from .models.tokens import Role
 from .services.buckets import BucketMaker
 from .services.dbrps import BucketMapper
 from .services.inventory import read_inventory
+from .services.lease import NOTIFIER, WRITERS, Lease
 from .services.notifier import notifier_options, run_notifier
 from .services.routes import load_routes
 from .services.tasks import TaskHealth, TaskMaker, desired_tasks, task_health
@@ -29,6 +30,7 @@ from .storage.authorizations import AuthorizationStore
 from .storage.gitrepo import checkout
 from .storage.http import InfluxHTTP
 from .storage.influxdb import InfluxDBStore
+from .storage.leases import LeaseStore
 from .storage.slack import SlackWebhooks
 
 
@@ -113,6 +115,20 @@ class Factory:
     def slack_sender(self) -> SlackWebhooks:
         return SlackWebhooks(timeout=self.settings.notifier.slack_timeout)
 
+    def lease(self, scope: str, job: str) -> Lease:
+        """The lease ``job`` holds while it writes (``WRITERS`` or ``NOTIFIER``)."""
+        settings = self.settings.lease
+        return Lease(
+            LeaseStore(self.influxdb_store()),
+            scope,
+            job,
+            ttl_seconds=settings.ttl_seconds,
+            wait_seconds=settings.wait_seconds,
+        )
+
+    def writers_lease(self, job: str) -> Lease:
+        return self.lease(WRITERS, job)
+
     # Jobs
 
     def bucketmaker(self) -> BucketMaker:
@@ -138,7 +154,11 @@ class Factory:
         )
 
     def run_notifier(self) -> NotifierReport:
-        """Run the notifier: routes are loaded (and checked) before InfluxDB is asked."""
+        """Run the notifier: routes are loaded (and checked) before InfluxDB is asked; unless
+        dry-run, it holds the notifier lease, so two runs never send the same alert."""
         options = notifier_options(self.settings.notifier, dry_run=self.settings.dry_run)
         routes = self.routes()
-        return run_notifier(self.alert_store(), self.slack_sender(), routes, options)
+        if options.dry_run:
+            return run_notifier(self.alert_store(), self.slack_sender(), routes, options)
+        with self.lease(NOTIFIER, "notifier"):
+            return run_notifier(self.alert_store(), self.slack_sender(), routes, options)

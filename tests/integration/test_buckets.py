@@ -254,20 +254,26 @@ def test_read_only_token_exits_3_and_changes_nothing(org: Any, repo: PhalanxRepo
         {"action": "read", "resource": {"type": t, "orgID": org.id}} for t in ("buckets", "dbrp")
     ]
     permissions.append({"action": "read", "resource": {"type": "orgs", "id": org.id}})
+    # The lease (a label) is the first thing a writing run writes.
+    lease = [
+        {"action": a, "resource": {"type": "labels", "orgID": org.id}} for a in ("read", "write")
+    ]
     with api(org) as client:
-        response = client.post(
-            "/api/v2/authorizations", json={"orgID": org.id, "permissions": permissions}
-        )
-        response.raise_for_status()
-        read_only = response.json()["token"]
+        tokens = []
+        for granted in (permissions, [*permissions, *lease]):
+            body = {"orgID": org.id, "permissions": granted}
+            response = client.post("/api/v2/authorizations", json=body)
+            response.raise_for_status()
+            tokens.append(response.json()["token"])
     env = org.env(PHALANX_REPO=repo.url)
-    env["INFLUXDB_TOKEN"] = read_only
-    run = run_cli(["bucketmaker"], env, secrets=[org.token])
-    assert run.exit_code == 3
-    # InfluxDB 2.7 answers a missing permission with 401 "<permission> is unauthorized".
-    assert "lacks the permission" in run.stderr
-    assert f"write:orgs/{org.id}/buckets is unauthorized" in run.stderr
-    assert buckets(org) == {}
+    for token, missing in zip(tokens, ("labels", "buckets"), strict=True):
+        env["INFLUXDB_TOKEN"] = token
+        run = run_cli(["bucketmaker"], env, secrets=[org.token])
+        assert run.exit_code == 3
+        # InfluxDB 2.7 answers a missing permission with 401 "<permission> is unauthorized".
+        assert "lacks the permission" in run.stderr
+        assert f"write:orgs/{org.id}/{missing} is unauthorized" in run.stderr
+        assert buckets(org) == {}
 
 
 def test_unreachable_influxdb_exits_3(repo: PhalanxRepo) -> None:

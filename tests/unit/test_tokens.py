@@ -174,6 +174,8 @@ def test_every_permission_names_the_org() -> None:
 def test_each_role_gets_only_what_its_job_needs() -> None:
     roles = by_role(specs())
     read_org = Permission("read", "orgs", ORG, ORG)
+    # The lease every writing run takes is a label.
+    leases = {Permission("read", "labels", ORG), Permission("write", "labels", ORG)}
     assert roles[Role.TELEGRAF].permissions == {
         Permission("write", "buckets", ORG, "id-alpha"),
         Permission("write", "buckets", ORG, "id-beta"),
@@ -184,6 +186,7 @@ def test_each_role_gets_only_what_its_job_needs() -> None:
         Permission("write", "buckets", ORG),
         Permission("read", "dbrp", ORG),
         Permission("write", "dbrp", ORG),
+        *leases,
     }
     assert roles[Role.TASKMAKER].permissions == {
         read_org,
@@ -191,12 +194,14 @@ def test_each_role_gets_only_what_its_job_needs() -> None:
         Permission("read", "tasks", ORG),
         Permission("write", "tasks", ORG),
         Permission("read", "users", "", BOT.id),
+        *leases,
     }
     assert roles[Role.NOTIFIER].permissions == {
         read_org,
         Permission("read", "buckets", ORG, "id-multiapp_"),
         Permission("read", "buckets", ORG, "id-alerted_"),
         Permission("write", "buckets", ORG, "id-alerted_"),
+        *leases,
     }
     assert [spec.role for spec in specs() if spec.bot_owned] == [Role.TASKMAKER]
 

@@ -99,9 +99,16 @@ class ObjectJob(ReconcilingJob[Observed, S, O]):
 class _Runner:
     """Applies changes and records results; stops early when InfluxDB is clearly gone."""
 
-    def __init__(self, execute: Callable[[Change[S, O]], None], progress: Progress | None) -> None:
+    def __init__(
+        self,
+        execute: Callable[[Change[S, O]], None],
+        progress: Progress | None,
+        should_stop: Callable[[], RubinMonitoringError | None],
+    ) -> None:
         self.execute = execute
         self.progress = progress
+        self.should_stop = should_stop
+        self._stopped: RubinMonitoringError | None = None
         self.errors: list[RubinMonitoringError] = []
         self._lock = threading.Lock()
         self._unreachable_in_a_row = 0
@@ -109,9 +116,9 @@ class _Runner:
 
     def run(self, result: ChangeResult) -> None:
         change = result.change
-        gone = self._gone
-        if gone is not None:
-            result.status, result.error = Status.FAILED, "not attempted: InfluxDB is unreachable"
+        stop = self._stop_reason()
+        if stop is not None:
+            result.status, result.error = Status.FAILED, f"not attempted: {stop}"
         else:
             try:
                 self.execute(change)
@@ -125,6 +132,17 @@ class _Runner:
                 log.info("%s %s %s: %s", change.action, change.kind, change.name, change.reason)
         if self.progress is not None:
             self.progress.done(result)
+
+    def _stop_reason(self) -> str | None:
+        if self._gone is not None:
+            return "InfluxDB is unreachable"
+        with self._lock:
+            if self._stopped is None:
+                self._stopped = self.should_stop()
+                if self._stopped is not None:
+                    self.errors.append(self._stopped)
+                    log.error("stopping: %s", self._stopped)
+            return None if self._stopped is None else str(self._stopped)
 
     def _failed(self, change: Change[S, O], error: RubinMonitoringError) -> None:
         with self._lock:
@@ -147,19 +165,25 @@ class _Runner:
         log.error("%s %s %s failed: %s", change.action, change.kind, change.name, error)
 
 
+def _never() -> RubinMonitoringError | None:
+    return None
+
+
 def apply_changes(
     plan: Plan[S, O],
     execute: Callable[[Change[S, O]], None],
     options: ReconcileOptions,
     progress: Progress | None = None,
+    should_stop: Callable[[], RubinMonitoringError | None] = _never,
 ) -> tuple[list[ChangeResult], list[RubinMonitoringError]]:
     """Execute every change of ``plan`` (none with dry-run), phase by phase, up to
     ``options.concurrency`` at a time. One failure never stops the others, but once InfluxDB is
-    clearly gone the remaining changes fail without a request."""
+    clearly gone, or ``should_stop()`` gives a reason (the lease was lost), the remaining
+    changes fail without a request."""
     results = [ChangeResult(change) for change in plan.changes]
     if options.dry_run:
         return [*plan.failures, *results], []
-    runner = _Runner(execute, progress)
+    runner = _Runner(execute, progress, should_stop)
     if progress is not None:
         progress.start(len(results))
     ordered = sorted(results, key=lambda result: result.change.phase)
@@ -173,10 +197,12 @@ def reconcile(
     job: ReconcilingJob[Observed, S, O],
     options: ReconcileOptions,
     progress: Progress | None = None,
+    should_stop: Callable[[], RubinMonitoringError | None] = _never,
 ) -> Report:
-    """Observe, plan, apply (unless dry-run) and report: the one way every job runs."""
+    """Observe, plan, apply (unless dry-run) and report: the one way every job runs. The
+    caller holds the job's lease (see :mod:`rubin_monitoring.services.lease`) around it."""
     plan = job.plan(job.observe(), options)
-    results, errors = apply_changes(plan, job.execute, options, progress)
+    results, errors = apply_changes(plan, job.execute, options, progress, should_stop)
     report = Report(
         job=job.name,
         dry_run=options.dry_run,

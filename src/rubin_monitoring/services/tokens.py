@@ -11,6 +11,8 @@ bucketmaker   read:orgs/<org>, read+write:buckets, read+write:dbrp (whole org)  
 taskmaker     read:orgs/<org>, read:buckets, read+write:tasks (whole org),           bot user
               read:users/<the bot user itself>
 notifier      read:orgs/<org>, read:buckets/multiapp_, read+write:buckets/alerted_   operator
+(all but      read+write:labels (whole org): the lease every writing run takes
+telegraf)
 ============  =====================================================================  ==========
 
 * taskmaker tells its own tasks from look-alikes by their ``ownerID``, so it asks who its token
@@ -146,6 +148,8 @@ def desired_tokens(
         return Permission(action, "buckets", org_id, target.id, target.name)
 
     read_org = Permission(READ, "orgs", org_id, org_id, org_name)
+    # Every writing job takes its lease, a label (services/lease.py), before it writes.
+    leases = {org_wide(READ, "labels"), org_wide(WRITE, "labels")}
     specs: list[TokenSpec] = []
     conflicts: list[Note] = []
     for role in Role:
@@ -165,6 +169,7 @@ def desired_tokens(
                 org_wide(WRITE, "buckets"),
                 org_wide(READ, "dbrp"),
                 org_wide(WRITE, "dbrp"),
+                *leases,
             }
         elif role is Role.TASKMAKER:
             permissions = {
@@ -172,6 +177,7 @@ def desired_tokens(
                 org_wide(READ, "buckets"),
                 org_wide(READ, "tasks"),
                 org_wide(WRITE, "tasks"),
+                *leases,
             }
             if bot_id is not None:
                 permissions.add(read_own_user(bot_id))
@@ -181,6 +187,7 @@ def desired_tokens(
                 bucket(READ, alert),
                 bucket(READ, alerted),
                 bucket(WRITE, alerted),
+                *leases,
             }
         specs.append(TokenSpec(role, frozenset(permissions), bot_owned=role is Role.TASKMAKER))
     return specs, conflicts
