@@ -289,6 +289,14 @@ REPOSITORY = (
 )
 BUCKETS = (
     _spec(
+        "recreate_buckets",
+        "RECREATE_BUCKETS",
+        parse_bool,
+        "0",
+        "Drop and recreate every owned, desired bucket (its data is lost; tokens must be "
+        "re-issued). FORCE alone re-applies buckets in place.",
+    ),
+    _spec(
         "bucket_retention",
         "BUCKET_RETENTION",
         parse_bucket_retention,
@@ -437,6 +445,7 @@ class Settings:
     reconcile: ReconcileOptions
     repository: RepositorySettings
     bucket_retention: int
+    recreate_buckets: bool
     checks: CheckSettings
     notifier: NotifierSettings
     lease: LeaseSettings
@@ -473,6 +482,7 @@ def _group(values: Mapping[str, Any]) -> Settings:
             max_file_bytes=values["phalanx_max_file_bytes"],
         ),
         bucket_retention=values["bucket_retention"],
+        recreate_buckets=values["recreate_buckets"],
         checks=CheckSettings(
             checks=values["checks"],
             every=values["check_every"],

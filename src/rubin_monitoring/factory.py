@@ -132,7 +132,12 @@ class Factory:
     # Jobs
 
     def bucketmaker(self) -> BucketMaker:
-        return BucketMaker(self.influxdb_store(), self.inventory(), self.settings.bucket_retention)
+        return BucketMaker(
+            self.influxdb_store(),
+            self.inventory(),
+            self.settings.bucket_retention,
+            recreate=self.settings.recreate_buckets,
+        )
 
     def bucketmapper(self) -> BucketMapper:
         return BucketMapper(self.influxdb_store())

@@ -134,28 +134,65 @@ def test_disabled_app_is_an_orphan_and_kept_until_prune(org: Any, repo: PhalanxR
     assert "gafaelfawr" not in {m["database"] for m in dbrps(org)}
 
 
-def test_force_recreates_owned_objects_and_leaves_unowned_alone(
+def test_force_reapplies_owned_buckets_in_place_and_leaves_unowned_alone(
     org: Any, repo: PhalanxRepo
 ) -> None:
     unowned_similar = make_unowned_bucket(org, "argocd-backup")
     unowned_same = make_unowned_bucket(org, "sasquatch")
     reconcile(org, repo)
-    owned_before = buckets(org)["argocd"]["id"]
+    before = {name: bucket["id"] for name, bucket in buckets(org).items()}
+    mappings_before = {(m["database"], m["bucketID"]) for m in dbrps(org)}
 
     made, mapped = reconcile(org, repo, FORCE="1")
     actions = {(c["action"], c["name"]) for c in made.changes}
-    assert ("recreate", "argocd") in actions
+    assert ("update", "argocd") in actions
     assert all(name not in ("argocd-backup", "sasquatch") for _, name in actions)
     assert [c["name"] for c in made.json()["conflicts"]] == ["sasquatch"]
     assert made.exit_code == 1  # the conflict needs a human
 
     after = buckets(org)
-    assert after["argocd"]["id"] != owned_before
+    # In place: IDs (so tokens), data and DBRP mappings survive FORCE.
+    assert {name: bucket["id"] for name, bucket in after.items()} == before
     assert after["argocd-backup"]["id"] == unowned_similar
     assert after["sasquatch"]["id"] == unowned_same
     assert "managed-by" not in (after["sasquatch"].get("description") or "")
     assert mapped.exit_code == 0
     assert {m["database"] for m in dbrps(org)} == EXPECTED_BUCKETS - {"sasquatch"}
+    # bucketmapper's FORCE recreates its mappings, onto the same (unchanged) buckets.
+    assert {(m["database"], m["bucketID"]) for m in dbrps(org)} == mappings_before
+
+
+def test_recreate_buckets_restores_every_mapping_and_says_which_tokens_to_rotate(
+    org: Any, repo: PhalanxRepo
+) -> None:
+    reconcile(org, repo)
+    argocd = buckets(org)["argocd"]["id"]
+    with api(org) as client:
+        hand_made = {
+            "orgID": org.id,
+            "bucketID": argocd,
+            "database": "legacy-argo",
+            "retention_policy": "autogen",
+            "default": False,
+        }
+        client.post("/api/v2/dbrps", json=hand_made).raise_for_status()
+    legacy_default = {m["database"]: m for m in dbrps(org)}["legacy-argo"]["default"]
+
+    made = run_cli(
+        ["bucketmaker", "--output", "json"],
+        org.env(PHALANX_REPO=repo.url, RECREATE_BUCKETS="1"),
+    )
+    assert {c["action"] for c in made.changes} == {"recreate"}
+    assert made.exit_code == 1  # tokens name the old bucket IDs: a person must rotate them
+    (conflict,) = made.json()["conflicts"]
+    assert "tokenmaker --rotate --role telegraf --role notifier" in conflict["reason"]
+    after = buckets(org)
+    assert after["argocd"]["id"] != argocd
+    by_db = {m["database"]: m for m in dbrps(org)}
+    assert set(by_db) == EXPECTED_BUCKETS | {"legacy-argo"}
+    assert by_db["legacy-argo"]["bucketID"] == after["argocd"]["id"]
+    assert by_db["legacy-argo"]["default"] is legacy_default
+    assert all(by_db[name]["bucketID"] == after[name]["id"] for name in EXPECTED_BUCKETS)
 
 
 def test_dry_run_changes_nothing(org: Any, repo: PhalanxRepo) -> None:

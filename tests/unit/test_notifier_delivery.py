@@ -14,7 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rubin_monitoring.exceptions import InfluxDBUnavailableError
+from rubin_monitoring.exceptions import (
+    ConfigError,
+    InfluxDBError,
+    InfluxDBUnavailableError,
+    RubinMonitoringError,
+)
 from rubin_monitoring.models.alerts import Alert, AlertRecord, AlertStatus, Delivery, Finding, Route
 from rubin_monitoring.render import render_text, to_json
 from rubin_monitoring.services.notifier import NotifierOptions, run_notifier
@@ -266,10 +271,21 @@ def test_crash_between_send_and_record_repeats_at_most_once(slack: SlackServer) 
     assert len(slack.delivered()) == 2 and len(store.saved) == 2
 
 
-def test_record_failure_stops_sending_and_exits_3(slack: SlackServer) -> None:
+@pytest.mark.parametrize(
+    "failure",
+    [
+        InfluxDBUnavailableError("cannot reach InfluxDB"),
+        InfluxDBError("POST", "/api/v2/write", 500, "engine: disk full"),
+        ConfigError("bucket alerted_ not found"),
+    ],
+)
+def test_record_failure_stops_sending_and_exits_3(
+    slack: SlackServer, failure: RubinMonitoringError
+) -> None:
+    """Whatever keeps alerted_ from being written, the run stops and exits 3 (as documented)."""
     store = MemoryStore(findings(40, length=200))
     route = Route("default", slack.url())
-    store.fail_record = InfluxDBUnavailableError("cannot reach InfluxDB")
+    store.fail_record = failure
     sender = SlackWebhooks(retry=FAST, min_interval=0.05)
     report = run_notifier(store, sender, [route], options(max_chars=3000))
     statuses = [result.status for result in report.results]

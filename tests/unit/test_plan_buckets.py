@@ -41,11 +41,15 @@ def test_unowned_bucket_of_a_desired_name_is_a_conflict_never_a_change() -> None
         assert [c.name for c in plan.conflicts] == ["a"]
 
 
-def test_force_recreates_owned_desired_buckets_only() -> None:
+def test_force_reapplies_owned_desired_buckets_in_place_and_recreate_needs_its_flag() -> None:
     buckets = [observed("a"), observed("a-copy", description=None), observed("gone")]
     plan = plan_buckets([spec("a")], buckets, force=True)
-    assert summary(plan) == [("recreate", "a")]
+    assert summary(plan) == [("update", "a")]
+    assert plan.changes[0].reason.startswith("FORCE")
     assert [o.name for o in plan.orphans] == ["gone"]
+    recreated = plan_buckets([spec("a")], buckets, force=True, recreate=True)
+    assert summary(recreated) == [("recreate", "a")]
+    assert summary(plan_buckets([spec("a")], buckets, recreate=True)) == [("recreate", "a")]
 
 
 def test_orphans_are_reported_and_deleted_only_with_prune() -> None:

@@ -1,17 +1,27 @@
-"""bucketmaker: one bucket per enabled application, plus the toolkit's internal buckets."""
+"""bucketmaker: one bucket per enabled application, plus the toolkit's internal buckets.
+
+FORCE re-applies every owned, desired bucket's description and retention in place: its ID,
+data, the tokens that name it and its DBRP mappings all survive. Recreating buckets (new IDs,
+data dropped) takes its own flag, ``RECREATE_BUCKETS``: then every DBRP mapping of a recreated
+bucket (a hand-made one included, which InfluxDB drops with the bucket) is made again for the new
+bucket, and since tokens name buckets by ID, the run ends with a conflict (exit 1) saying which
+tokens to re-issue.
+"""
 
 from __future__ import annotations
 
 from ..config import ALERT_BUCKET, ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS
 from ..durations import format_duration
-from ..models.buckets import BucketSpec, ObservedBucket
+from ..models.buckets import BucketSpec, DbrpSpec, ObservedBucket
 from ..models.changes import (
     Action,
     Change,
     ChangeResult,
+    Note,
     NoteKind,
     Plan,
     ReconcileOptions,
+    Report,
     Status,
 )
 from ..models.inventory import Inventory, InventoryProblem
@@ -52,12 +62,14 @@ def plan_buckets(
     *,
     force: bool = False,
     prune: bool = False,
+    recreate: bool = False,
     problems: tuple[InventoryProblem, ...] = (),
 ) -> BucketPlan:
-    """Create missing buckets, fix owned buckets' retention (recreate every owned desired one
-    with ``force``), report unowned buckets in the way as conflicts and owned undesired ones as
-    orphans (deleted with ``prune``). ``problems`` (applications that cannot get a bucket) are
-    failures of the plan. Pure; never names a bucket the toolkit does not own in a change."""
+    """Create missing buckets, fix owned buckets' retention (re-apply every owned desired one
+    in place with ``force``; drop and recreate it with ``recreate``), report unowned buckets in
+    the way as conflicts and owned undesired ones as orphans (deleted with ``prune``).
+    ``problems`` (applications that cannot get a bucket) are failures of the plan. Pure; never
+    names a bucket the toolkit does not own in a change."""
     by_name = {bucket.name: bucket for bucket in observed}
     wanted = {spec.name for spec in desired}
     plan: BucketPlan = Plan(failures=[_problem_result(problem) for problem in problems])
@@ -72,8 +84,12 @@ def plan_buckets(
                 spec.name,
                 "a bucket of this name exists without the ownership marker; left untouched",
             )
+        elif recreate:
+            reason = "RECREATE_BUCKETS: new bucket, data dropped"
+            plan.changes.append(Change(Action.RECREATE, KIND, spec.name, reason, spec, current))
         elif force:
-            plan.changes.append(Change(Action.RECREATE, KIND, spec.name, "FORCE", spec, current))
+            reason = "FORCE: description and retention re-applied in place"
+            plan.changes.append(Change(Action.UPDATE, KIND, spec.name, reason, spec, current))
         elif current.retention_seconds != spec.retention_seconds:
             reason = (
                 f"retention {_retention(current.retention_seconds)} -> "
@@ -94,10 +110,18 @@ class BucketMaker(ObjectJob[list[ObservedBucket], BucketSpec, ObservedBucket]):
 
     name = "bucketmaker"
 
-    def __init__(self, store: InfluxDBStore, inventory: Inventory, retention_seconds: int) -> None:
+    def __init__(
+        self,
+        store: InfluxDBStore,
+        inventory: Inventory,
+        retention_seconds: int,
+        *,
+        recreate: bool = False,
+    ) -> None:
         self.store = store
         self.inventory = inventory
         self.desired = desired_buckets(inventory, retention_seconds)
+        self.recreate = recreate
 
     def observe(self) -> list[ObservedBucket]:
         return self.store.list_buckets()
@@ -108,8 +132,44 @@ class BucketMaker(ObjectJob[list[ObservedBucket], BucketSpec, ObservedBucket]):
             observed,
             force=options.force,
             prune=options.prune,
+            recreate=self.recreate,
             problems=self.inventory.problems,
         )
+
+    def execute(self, change: Change[BucketSpec, ObservedBucket]) -> None:
+        if change.action is Action.RECREATE and change.spec and change.current:
+            self._recreate(change.spec, change.current)
+        else:
+            super().execute(change)
+
+    def _recreate(self, spec: BucketSpec, current: ObservedBucket) -> None:
+        """Delete and create the bucket, then make its DBRP mappings again (InfluxDB drops
+        them with the bucket)."""
+        mappings = [m for m in self.store.list_dbrps() if m.bucket_id == current.id]
+        self.store.delete_bucket(current.id)
+        bucket_id = self.store.create_bucket(spec)
+        for mapping in mappings:
+            restored = DbrpSpec(bucket_id, mapping.database, mapping.retention_policy)
+            self.store.create_dbrp(restored, default=mapping.default)
+
+    def finish(self, report: Report) -> Report:
+        recreated = [
+            result.change.name
+            for result in report.results
+            if result.change.action is Action.RECREATE and result.status is Status.DONE
+        ]
+        if recreated:
+            report.notes.append(
+                Note(
+                    NoteKind.CONFLICT,
+                    "token",
+                    "telegraf, notifier",
+                    f"recreated bucket(s) {', '.join(recreated)} have new IDs: tokens naming the "
+                    "old ones no longer work; run tokenmaker --rotate --role telegraf --role "
+                    "notifier and deploy the new tokens",
+                )
+            )
+        return report
 
     def create(self, spec: BucketSpec) -> None:
         self.store.create_bucket(spec)

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..config import ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, NotifierSettings
-from ..exceptions import RubinMonitoringError
+from ..exceptions import EXIT_INFLUXDB_UNAVAILABLE, RubinMonitoringError
 from ..models.alerts import (
     Alert,
     AlertRecord,
@@ -58,6 +58,12 @@ SEVERITY_EMOJI = {
     "warning": ":large_orange_circle:",
     "info": ":large_blue_circle:",
 }
+
+
+class AlertsNotRecordedError(RubinMonitoringError):
+    """Slack took a message but ``alerted_`` could not record it: the run stops sending."""
+
+    exit_code = EXIT_INFLUXDB_UNAVAILABLE
 
 
 class AlertStoreLike(Protocol):
@@ -348,7 +354,7 @@ class _Delivery:
                 self.store.record(message.alerts, name)
             except RubinMonitoringError as error:
                 result.status, result.error = Delivery.UNRECORDED, str(error)
-                self._fail(error)
+                self._fail(AlertsNotRecordedError(f"alerted_ cannot be written: {error}"))
                 self._stop.set()
                 log.error(
                     "route %s: message %d/%d delivered but not recorded in alerted_ "

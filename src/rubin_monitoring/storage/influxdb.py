@@ -217,14 +217,14 @@ class InfluxDBStore:
                 return mapping.id
         return None
 
-    def create_dbrp(self, spec: DbrpSpec) -> str:
+    def create_dbrp(self, spec: DbrpSpec, *, default: bool = True) -> str:
         """Create the mapping (idempotent: the same mapping existing already counts)."""
         body = {
             "orgID": self.org_id,
             "bucketID": spec.bucket_id,
             "database": spec.database,
             "retention_policy": spec.retention_policy,
-            "default": True,
+            "default": default,
         }
 
         def send() -> str:
