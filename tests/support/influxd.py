@@ -16,7 +16,20 @@ from pathlib import Path
 
 import httpx
 
-INFLUXDB_VERSION = "2.7.12"
+DEFAULT_INFLUXDB_VERSION = "2.7.12"
+
+
+def influxdb_version() -> str:
+    """The InfluxDB OSS version under test: ``INFLUXDB_VERSION`` (as scripts/provision-influxd
+    reads it, ``v`` prefix allowed), else 2.7.12."""
+    return (os.environ.get("INFLUXDB_VERSION") or DEFAULT_INFLUXDB_VERSION).removeprefix("v")
+
+
+def docker_tag(version: str) -> str:
+    """The official image's major.minor tag: ``2.7.12`` -> ``2.7``, ``2.10.0`` -> ``2.10``."""
+    return ".".join(version.split(".")[:2])
+
+
 ADMIN_USER = "rubin-admin"
 ADMIN_PASSWORD = "rubin-admin-password"
 
@@ -46,7 +59,7 @@ def cached_binary() -> Path | None:
     root = os.environ.get("RUBIN_MONITORING_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rubin-monitoring"
     )
-    path = Path(root) / f"influxd-{INFLUXDB_VERSION}" / "influxd"
+    path = Path(root) / f"influxd-{influxdb_version()}" / "influxd"
     return path if path.exists() else None
 
 
@@ -135,7 +148,8 @@ def docker_available() -> bool:
 def run_container() -> Iterator[InfluxServer]:
     from testcontainers.core.container import DockerContainer
 
-    with DockerContainer(f"influxdb:{INFLUXDB_VERSION[:3]}").with_exposed_ports(8086) as box:
+    image = f"influxdb:{docker_tag(influxdb_version())}"
+    with DockerContainer(image).with_exposed_ports(8086) as box:
         url = f"http://{box.get_container_host_ip()}:{box.get_exposed_port(8086)}"
         wait_ready(url, None)
         server = onboard(url)
