@@ -83,6 +83,17 @@ def wait_ready(url: str, process: subprocess.Popen[bytes] | None, timeout: float
     raise RuntimeError(f"influxd at {url} not ready after {timeout}s")
 
 
+def check_version(url: str) -> None:
+    """Fail fast when ``INFLUXDB_VERSION`` is set and the server is another version (for
+    example ``INFLUXD_BIN`` left pointing at the other build)."""
+    wanted = os.environ.get("INFLUXDB_VERSION")
+    if not wanted:
+        return
+    running = httpx.get(f"{url}/health", timeout=5).json().get("version")
+    if running != influxdb_version():
+        raise RuntimeError(f"INFLUXDB_VERSION={wanted} but the influxd under test is {running}")
+
+
 def onboard(url: str) -> InfluxServer:
     token = "rubin-test-operator-" + uuid.uuid4().hex
     response = httpx.post(
@@ -122,6 +133,7 @@ def run_binary(binary: Path) -> Iterator[InfluxServer]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)
+        check_version(url)
         server = onboard(url)
         yield InfluxServer(server.url, server.org, server.org_id, server.token, str(binary))
     finally:
