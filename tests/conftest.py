@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,8 +11,27 @@ from pathlib import Path
 
 import pytest
 
-from rubin_monitoring.testing.influxd import InfluxServer, ServerUnavailable, influx_server
+from rubin_monitoring.testing.influxd import (
+    InfluxServer,
+    ServerUnavailable,
+    cached_binary,
+    influx_server,
+    influxdb_version,
+)
 from rubin_monitoring.testing.phalanx import PhalanxRepo
+
+
+def pytest_report_header() -> str:
+    binary = cached_binary()
+    if binary is None:
+        return f"influxdb: no binary (Docker influxdb {influxdb_version()}, or skip)"
+    try:
+        found = subprocess.run(
+            [str(binary), "version"], capture_output=True, text=True, timeout=30
+        ).stdout.split(" (")[0]
+    except (OSError, subprocess.SubprocessError) as error:
+        found = f"not runnable: {error}"
+    return f"influxdb: {binary}: {found}"
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,20 @@ from pathlib import Path
 
 import httpx
 
-INFLUXDB_VERSION = "2.7.12"
+DEFAULT_INFLUXDB_VERSION = "2.7.12"
+
+
+def influxdb_version() -> str:
+    """The InfluxDB OSS version under test: ``INFLUXDB_VERSION`` (as scripts/provision-influxd
+    reads it, ``v`` prefix allowed), else 2.7.12."""
+    return (os.environ.get("INFLUXDB_VERSION") or DEFAULT_INFLUXDB_VERSION).removeprefix("v")
+
+
+def docker_tag(version: str) -> str:
+    """The official image's major.minor tag: ``2.7.12`` -> ``2.7``, ``2.10.0`` -> ``2.10``."""
+    return ".".join(version.split(".")[:2])
+
+
 ADMIN_USER = "rubin-admin"
 ADMIN_PASSWORD = "rubin-admin-password"
 
@@ -46,7 +59,7 @@ def cached_binary() -> Path | None:
     root = os.environ.get("RUBIN_MONITORING_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rubin-monitoring"
     )
-    path = Path(root) / f"influxd-{INFLUXDB_VERSION}" / "influxd"
+    path = Path(root) / f"influxd-{influxdb_version()}" / "influxd"
     return path if path.exists() else None
 
 
@@ -68,6 +81,17 @@ def wait_ready(url: str, process: subprocess.Popen[bytes] | None, timeout: float
             pass
         time.sleep(0.2)
     raise RuntimeError(f"influxd at {url} not ready after {timeout}s")
+
+
+def check_version(url: str) -> None:
+    """Fail fast when ``INFLUXDB_VERSION`` is set and the server is another version (for
+    example ``INFLUXD_BIN`` left pointing at the other build)."""
+    wanted = os.environ.get("INFLUXDB_VERSION")
+    if not wanted:
+        return
+    running = httpx.get(f"{url}/health", timeout=5).json().get("version")
+    if running != influxdb_version():
+        raise RuntimeError(f"INFLUXDB_VERSION={wanted} but the influxd under test is {running}")
 
 
 def onboard(url: str) -> InfluxServer:
@@ -109,6 +133,7 @@ def run_binary(binary: Path) -> Iterator[InfluxServer]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)
+        check_version(url)
         server = onboard(url)
         yield InfluxServer(server.url, server.org, server.org_id, server.token, str(binary))
     finally:
@@ -135,7 +160,8 @@ def docker_available() -> bool:
 def run_container() -> Iterator[InfluxServer]:
     from testcontainers.core.container import DockerContainer
 
-    with DockerContainer(f"influxdb:{INFLUXDB_VERSION[:3]}").with_exposed_ports(8086) as box:
+    image = f"influxdb:{docker_tag(influxdb_version())}"
+    with DockerContainer(image).with_exposed_ports(8086) as box:
         url = f"http://{box.get_container_host_ip()}:{box.get_exposed_port(8086)}"
         wait_ready(url, None)
         server = onboard(url)
