@@ -8,8 +8,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+from support.kubeapi import KubeAPI, KubeUnavailable, kube_api_server
+from support.telegraf import TelegrafUnavailable, require_telegraf
 
 from rubin_monitoring.testing.influxd import (
     InfluxServer,
@@ -81,3 +84,30 @@ def org(influxdb: InfluxServer) -> OrgUnderTest:
 @pytest.fixture
 def phalanx(tmp_path: Path) -> PhalanxRepo:
     return PhalanxRepo(tmp_path / "phalanx")
+
+
+# The lab's other components: Telegraf and a Kubernetes API server (scripts/provision-telegraf,
+# scripts/provision-kube). Skipped when missing, unless RUBIN_MONITORING_REQUIRE_LAB=1.
+
+
+def lab_unavailable(reason: str) -> NoReturn:
+    if os.environ.get("RUBIN_MONITORING_REQUIRE_LAB") == "1":
+        pytest.fail(f"required but unavailable: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def telegraf_bin() -> Path:
+    try:
+        return require_telegraf()
+    except TelegrafUnavailable as reason:
+        lab_unavailable(f"Telegraf unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def kube_api() -> Iterator[KubeAPI]:
+    try:
+        with kube_api_server() as server:
+            yield server
+    except KubeUnavailable as reason:
+        lab_unavailable(f"Kubernetes API server unavailable: {reason}")

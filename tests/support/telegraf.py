@@ -1,0 +1,160 @@
+"""Run a real Telegraf (the custom build of ``scripts/provision-telegraf``) from tests.
+
+Typical use::
+
+    from support.telegraf import run_telegraf_once, telegraf_agent
+
+    done = run_telegraf_once(config_text, {"INFLUX_TOKEN": org.token})
+    assert done.returncode == 0, done.stderr
+
+    with telegraf_agent(config_text, {"INFLUX_TOKEN": org.token}) as agent:
+        ...  # wait for its points; agent.log() is what it wrote so far
+
+Telegraf substitutes ``${NAME}`` in the configuration with environment variables: ``env`` is
+added to this process's environment for it, and ``TELEGRAF_WORK_DIR`` names the throwaway
+directory it runs in (for ``outputs.file`` and the like).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "TELEGRAF_VERSION",
+    "TelegrafAgent",
+    "TelegrafUnavailable",
+    "require_telegraf",
+    "run_telegraf_once",
+    "telegraf_agent",
+    "telegraf_binary",
+]
+
+TELEGRAF_VERSION = "1.37.2"
+
+
+class TelegrafUnavailable(Exception):
+    """No telegraf binary: the reason says what to do."""
+
+
+def _cache_root() -> Path:
+    root = os.environ.get("RUBIN_MONITORING_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rubin-monitoring"
+    )
+    return Path(root)
+
+
+def telegraf_binary() -> Path | None:
+    """``$TELEGRAF_BIN``, else the cached build of ``scripts/provision-telegraf``, else None."""
+    explicit = os.environ.get("TELEGRAF_BIN")
+    if explicit:
+        return Path(explicit)
+    path = _cache_root() / f"telegraf-{TELEGRAF_VERSION}" / "telegraf"
+    return path if path.exists() else None
+
+
+def require_telegraf() -> Path:
+    """The telegraf binary, or :class:`TelegrafUnavailable` saying how to get one."""
+    binary = telegraf_binary()
+    if binary is None:
+        raise TelegrafUnavailable(
+            "no telegraf binary (run scripts/provision-telegraf or set TELEGRAF_BIN)"
+        )
+    if not os.access(binary, os.X_OK):
+        raise TelegrafUnavailable(f"telegraf binary {binary} is missing or not executable")
+    return binary
+
+
+def _environment(work_dir: Path, env: Mapping[str, str] | None) -> dict[str, str]:
+    return {**os.environ, "TELEGRAF_WORK_DIR": str(work_dir), **(env or {})}
+
+
+def run_telegraf_once(
+    config_text: str, env: Mapping[str, str] | None = None, *, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``telegraf --config FILE --once`` (one gather, one flush) in a throwaway directory.
+
+    The result has Telegraf's exit code and its output as text (its log goes to stderr).
+    """
+    binary = require_telegraf()
+    work_dir = Path(tempfile.mkdtemp(prefix="rubin-telegraf-"))
+    try:
+        config = work_dir / "telegraf.conf"
+        config.write_text(config_text)
+        return subprocess.run(
+            [str(binary), "--config", str(config), "--once"],
+            cwd=work_dir,
+            env=_environment(work_dir, env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class TelegrafAgent:
+    """A running Telegraf agent."""
+
+    process: subprocess.Popen[bytes]
+    work_dir: Path
+    log_file: Path
+
+    def log(self) -> str:
+        """Everything the agent logged so far (stdout and stderr)."""
+        return self.log_file.read_text(errors="replace")
+
+
+@contextmanager
+def telegraf_agent(
+    config_text: str, env: Mapping[str, str] | None = None, *, start_timeout: float = 30
+) -> Iterator[TelegrafAgent]:
+    """Run Telegraf continuously on ``config_text`` until the block ends, then stop it.
+
+    Waits until the agent has started (its ``Starting Telegraf`` log line) and raises
+    ``RuntimeError`` with its log if it exits before that.
+    """
+    binary = require_telegraf()
+    work_dir = Path(tempfile.mkdtemp(prefix="rubin-telegraf-"))
+    config = work_dir / "telegraf.conf"
+    config.write_text(config_text)
+    log_file = work_dir / "telegraf.log"
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(
+            [str(binary), "--config", str(config)],
+            cwd=work_dir,
+            env=_environment(work_dir, env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    agent = TelegrafAgent(process, work_dir, log_file)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while "Starting Telegraf" not in agent.log():
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"telegraf exited with {process.returncode} at start; its log:\n{agent.log()}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"telegraf not started after {start_timeout}s:\n{agent.log()}")
+            time.sleep(0.1)
+        yield agent
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        shutil.rmtree(work_dir, ignore_errors=True)
