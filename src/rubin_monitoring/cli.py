@@ -251,6 +251,7 @@ for _command in (
 
 
 def main() -> None:
+    """The ``rubin-monitoring`` command: every job as a subcommand."""
     cli(auto_envvar_prefix=None)
 
 

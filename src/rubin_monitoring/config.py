@@ -32,6 +32,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 def parse_bool(text: str) -> bool:
+    """``1/0``, ``true/false``, ``yes/no``, ``on/off`` (any case); empty is false."""
     value = text.strip().lower()
     if value in _TRUE:
         return True
@@ -67,6 +68,8 @@ def parse_influxdb_url(text: str) -> str:
 
 
 def parse_choice(*choices: str) -> Callable[[str], str]:
+    """A parser that accepts one of ``choices`` (any case), returned in lower case."""
+
     def parse(text: str) -> str:
         value = text.strip().lower()
         if value not in choices:
@@ -77,6 +80,7 @@ def parse_choice(*choices: str) -> Callable[[str], str]:
 
 
 def parse_positive_int(text: str) -> int:
+    """A whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:
@@ -87,6 +91,7 @@ def parse_positive_int(text: str) -> int:
 
 
 def parse_bucket_retention(text: str) -> int:
+    """A bucket retention in seconds: ``0``/``inf`` (infinite), else at least 1h (the minimum)."""
     seconds = parse_retention(text)
     if 0 < seconds < 3600:
         raise ValueError(f"{text!r} is shorter than InfluxDB's minimum retention of 1h")
@@ -147,6 +152,7 @@ def parse_checks(text: str) -> tuple[str, ...]:
 
 
 def parse_nonempty(text: str) -> str:
+    """The text without surrounding blanks; blank text is refused."""
     if not text.strip():
         raise ValueError("is empty")
     return text.strip()
@@ -154,6 +160,10 @@ def parse_nonempty(text: str) -> str:
 
 @dataclass(frozen=True)
 class SettingSpec:
+    """One setting: its field, its environment variable(s) (the first is its name), how to parse it,
+    its default and help; ``secret`` values are never echoed, ``required`` ones must be given when
+    their group is used."""
+
     field: str
     env: tuple[str, ...]
     parse: Callable[[str], Any]
@@ -165,10 +175,12 @@ class SettingSpec:
 
     @property
     def flag(self) -> str:
+        """The command-line flag, ``--`` and the field with dashes."""
         return "--" + self.field.replace("_", "-")
 
     @property
     def label(self) -> str:
+        """How errors name the setting: ``VARIABLE (--flag)``."""
         return f"{self.env[0]} ({self.flag})" if self.env else self.flag
 
 
@@ -452,6 +464,7 @@ class Settings:
 
     @property
     def dry_run(self) -> bool:
+        """Whether this run only plans (DRY_RUN)."""
         return self.reconcile.dry_run
 
 

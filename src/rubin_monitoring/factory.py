@@ -56,6 +56,7 @@ class Factory:
         self.close()
 
     def close(self) -> None:
+        """Close every client this factory made."""
         if self._http is not None:
             self._http.close()
             self._http = None
@@ -67,6 +68,8 @@ class Factory:
 
     @property
     def influxdb(self) -> InfluxDBSettings:
+        """The InfluxDB settings; commands that talk to InfluxDB always have them (validated at
+        start)."""
         if self.settings.influxdb is None:
             raise ConfigError("INFLUXDB_URL (--influxdb-url) is not set")
         return self.settings.influxdb
@@ -82,12 +85,15 @@ class Factory:
         return self._inventory
 
     def routes(self) -> list[Route]:
+        """The Slack routes (routes file, then the default webhook), checked before anything is
+        read."""
         notifier = self.settings.notifier
         return load_routes(notifier.webhook_url, notifier.routes_file)
 
     # Stores and senders
 
     def http(self) -> InfluxHTTP:
+        """The one management-API client of this run, made on first use."""
         if self._http is None:
             influxdb = self.influxdb
             self._http = InfluxHTTP(
@@ -99,12 +105,15 @@ class Factory:
         return self._http
 
     def influxdb_store(self) -> InfluxDBStore:
+        """The organization's buckets, DBRP mappings and tasks."""
         return InfluxDBStore(self.http(), self.influxdb.org)
 
     def authorization_store(self) -> AuthorizationStore:
+        """Users, org ownership and tokens."""
         return AuthorizationStore(self.http())
 
     def alert_store(self) -> AlertStore:
+        """Findings in ``multiapp_`` and records in ``alerted_``, through influxdb-client."""
         if self._client is None:
             influxdb = self.influxdb
             self._client = open_client(
@@ -113,6 +122,7 @@ class Factory:
         return AlertStore(self._client, self.influxdb.org)
 
     def slack_sender(self) -> SlackWebhooks:
+        """The Slack webhook sender, paced and retried per webhook."""
         return SlackWebhooks(timeout=self.settings.notifier.slack_timeout)
 
     def lease(self, scope: str, job: str) -> Lease:
@@ -127,11 +137,13 @@ class Factory:
         )
 
     def writers_lease(self, job: str) -> Lease:
+        """The lease every writing job (bucketmaker, bucketmapper, taskmaker, tokenmaker) holds."""
         return self.lease(WRITERS, job)
 
     # Jobs
 
     def bucketmaker(self) -> BucketMaker:
+        """bucketmaker for the repository's inventory and the bucket settings."""
         return BucketMaker(
             self.influxdb_store(),
             self.inventory(),
@@ -140,16 +152,20 @@ class Factory:
         )
 
     def bucketmapper(self) -> BucketMapper:
+        """bucketmapper for the organization's owned buckets."""
         return BucketMapper(self.influxdb_store())
 
     def taskmaker(self) -> TaskMaker:
+        """taskmaker with the tasks rendered for the inventory's buckets and the check settings."""
         desired = desired_tasks(self.inventory().buckets, self.settings.checks)
         return TaskMaker(self.influxdb_store(), desired)
 
     def task_health(self) -> TaskHealth:
+        """The owned tasks whose last run failed."""
         return task_health(self.influxdb_store())
 
     def tokenmaker(self, *, bot_user: str, roles: Iterable[Role], rotate: bool) -> TokenMaker:
+        """tokenmaker for ``roles`` (all when empty), with ``bot_user`` owning the tasks."""
         return TokenMaker(
             self.influxdb_store(),
             self.authorization_store(),

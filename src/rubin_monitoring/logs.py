@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message (and exception)."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
@@ -22,6 +24,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(log_format: str, debug: bool) -> None:
+    """Send every log record to stderr as text or JSON lines; DEBUG also makes the HTTP libraries
+    talk."""
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())

@@ -24,16 +24,19 @@ class TerminalProgress:
         self._lock = threading.Lock()
 
     def start(self, total: int) -> None:
+        """Show a bar for ``total`` changes, if there are enough to be worth one."""
         if total >= MIN_CHANGES:
             self._bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
             self._bar.__enter__()
 
     def done(self, result: ChangeResult) -> None:
+        """Advance the bar by one finished change."""
         with self._lock:
             if self._bar is not None:
                 self._bar.update(1)
 
     def close(self) -> None:
+        """Finish the bar's line on stderr."""
         with self._lock:
             if self._bar is not None:
                 self._bar.__exit__(None, None, None)

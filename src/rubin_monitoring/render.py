@@ -41,6 +41,7 @@ def render(result: Rendered, output: str, *, manifest: Path | None = None) -> st
 
 @singledispatch
 def render_text(result: object, *, manifest: Path | None = None) -> str:
+    """``result`` as text for people (one implementation per result type)."""
     raise TypeError(f"cannot render {type(result).__name__}")
 
 
@@ -163,6 +164,7 @@ def _(inventory: Inventory, *, manifest: Path | None = None) -> str:
 
 @singledispatch
 def to_json(result: object, *, manifest: Path | None = None) -> dict[str, object]:
+    """``result`` as the JSON object ``--output json`` prints (one implementation per type)."""
     raise TypeError(f"cannot render {type(result).__name__}")
 
 

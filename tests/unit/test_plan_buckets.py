@@ -76,3 +76,20 @@ def test_only_an_exact_marker_makes_a_bucket_ours() -> None:
     assert plan.changes == [] and plan.orphans == []
     ours = ObservedBucket("4", "gone", 604800, "Telegraf metrics (managed-by=rubin-monitoring)")
     assert ours.owned and not any(bucket.owned for bucket in hand_made)
+
+
+def test_a_pruned_orphan_is_a_change_not_also_a_kept_orphan() -> None:
+    """Issue 8: a pruned object was also printed as 'orphan ... kept, use --prune'."""
+    from rubin_monitoring.models.changes import ChangeResult, Report, Status
+    from rubin_monitoring.render import render_text
+
+    pruned = plan_buckets([], [observed("gone")], prune=True)
+    assert pruned.orphans == [] and summary(pruned) == [("delete", "gone")]
+    report = Report("bucketmaker", False, [ChangeResult(pruned.changes[0], Status.DONE)])
+    text = render_text(report)
+    assert "delete   bucket gone (--prune: " in text and "kept" not in text
+    kept = plan_buckets([], [observed("gone")])
+    assert (
+        "orphan   bucket gone (owned, but no environment enables its application; kept, "
+        "use --prune to delete)" in render_text(Report("bucketmaker", False, [], kept.notes))
+    )

@@ -19,6 +19,7 @@ SEVERITY_ORDER = ("critical", "error", "warning", "info")
 
 
 def severity_rank(severity: str) -> int:
+    """Sort rank of a severity: critical first, unknown severities last."""
     try:
         return SEVERITY_ORDER.index(severity.lower())
     except ValueError:
@@ -26,6 +27,8 @@ def severity_rank(severity: str) -> int:
 
 
 class AlertStatus(StrEnum):
+    """Whether a notice is about a problem (firing) or its end (resolved)."""
+
     FIRING = "firing"
     RESOLVED = "resolved"
 
@@ -61,6 +64,7 @@ class Alert:
 
     @property
     def sort_key(self) -> tuple[int, int, str, str, str, str]:
+        """Firing before resolved, then by severity, cluster, application, check, key."""
         firing_first = 0 if self.status is AlertStatus.FIRING else 1
         return (
             firing_first,
@@ -119,6 +123,8 @@ class SlackMessage:
 
 
 class Delivery(StrEnum):
+    """What became of one Slack message."""
+
     PLANNED = "planned"
     SENT = "sent"
     FAILED = "failed"
@@ -128,6 +134,8 @@ class Delivery(StrEnum):
 
 @dataclass
 class MessageResult:
+    """One message's delivery: its status, the error if any, how many attempts it took."""
+
     message: SlackMessage
     status: Delivery = Delivery.PLANNED
     error: str | None = None
@@ -135,11 +143,14 @@ class MessageResult:
 
     @property
     def failed(self) -> bool:
+        """True when the message's alerts did not reach Slack and ``alerted_`` together."""
         return self.status not in (Delivery.PLANNED, Delivery.SENT)
 
 
 @dataclass
 class NotifierReport:
+    """What the notifier did (or, dry-run, would do) in one run."""
+
     dry_run: bool
     findings: int
     alerts: int
@@ -165,6 +176,7 @@ class NotifierReport:
         ]
 
     def summary(self) -> dict[str, int]:
+        """Counts for the report's summary line and JSON."""
         sent = self._alerts(Delivery.SENT)
         planned = self._alerts(Delivery.PLANNED)
         not_delivered = self._alerts(Delivery.FAILED, Delivery.SKIPPED)
@@ -182,6 +194,7 @@ class NotifierReport:
         }
 
     def failures(self) -> list[dict[str, object]]:
+        """One row per alert that was not delivered, with its route and why."""
         rows: list[dict[str, object]] = [
             {"route": None, "dedup_key": alert.dedup_key, "error": "no route matches"}
             for alert in self.unrouted

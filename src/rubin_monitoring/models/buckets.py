@@ -17,11 +17,14 @@ class BucketSpec:
 
     @property
     def description(self) -> str:
+        """``purpose`` followed by the ownership marker."""
         return describe(self.purpose)
 
 
 @dataclass(frozen=True)
 class ObservedBucket:
+    """A bucket as InfluxDB lists it."""
+
     id: str
     name: str
     retention_seconds: int
@@ -36,6 +39,8 @@ class ObservedBucket:
 
 @dataclass(frozen=True)
 class DbrpSpec:
+    """A DBRP mapping the toolkit wants: database (bucket name) and retention policy on a bucket."""
+
     bucket_id: str
     database: str
     retention_policy: str
@@ -43,6 +48,8 @@ class DbrpSpec:
 
 @dataclass(frozen=True)
 class ObservedDbrp:
+    """A physical DBRP mapping as InfluxDB lists it."""
+
     id: str
     bucket_id: str
     database: str

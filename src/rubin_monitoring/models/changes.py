@@ -20,6 +20,8 @@ O = TypeVar("O")  # noqa: E741  # Observed, beside S for Spec
 
 
 class Action(StrEnum):
+    """What a change does to its object."""
+
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
@@ -27,6 +29,8 @@ class Action(StrEnum):
 
 
 class Status(StrEnum):
+    """Whether a change is only planned, was made, or failed."""
+
     PLANNED = "planned"
     DONE = "done"
     FAILED = "failed"
@@ -87,6 +91,8 @@ class Note:
 
 @dataclass
 class ChangeResult:
+    """One change and what became of it (with the error when it failed)."""
+
     change: Change[Any, Any]
     status: Status = Status.PLANNED
     error: str | None = None
@@ -130,24 +136,29 @@ class Plan(Generic[S, O]):
     """Changes the plan already knows cannot be made (e.g. a bucket name InfluxDB refuses)."""
 
     def note(self, category: NoteKind, kind: str, name: str, reason: str) -> None:
+        """Report an object the plan does not change."""
         self.notes.append(Note(category, kind, name, reason))
 
     def orphan(
         self, kind: str, name: str, reason: str, current: O, *, prune: bool, phase: int = 0
     ) -> None:
+        """Apply the one orphan rule to ``current``: a note, or with ``prune`` a delete."""
         notes, deletes = orphan_changes(kind, name, reason, current, prune=prune, phase=phase)
         self.notes.extend(notes)
         self.changes.extend(deletes)
 
     def notes_of(self, category: NoteKind) -> list[Note]:
+        """The notes of one category, in order."""
         return [note for note in self.notes if note.category is category]
 
     @property
     def orphans(self) -> list[Note]:
+        """Owned objects kept although nothing desires them."""
         return self.notes_of(NoteKind.ORPHAN)
 
     @property
     def conflicts(self) -> list[Note]:
+        """Desired objects blocked by objects the toolkit does not own."""
         return self.notes_of(NoteKind.CONFLICT)
 
 
@@ -171,20 +182,25 @@ class Report:
 
     @property
     def failed(self) -> list[ChangeResult]:
+        """The changes that failed."""
         return [result for result in self.results if result.status is Status.FAILED]
 
     def notes_of(self, category: NoteKind) -> list[Note]:
+        """The notes of one category, in order."""
         return [note for note in self.notes if note.category is category]
 
     @property
     def orphans(self) -> list[Note]:
+        """Owned objects kept although nothing desires them."""
         return self.notes_of(NoteKind.ORPHAN)
 
     @property
     def conflicts(self) -> list[Note]:
+        """Desired objects blocked by objects the toolkit does not own."""
         return self.notes_of(NoteKind.CONFLICT)
 
     def summary(self) -> dict[str, int]:
+        """How many changes of each action, unchanged objects, failures and conflicts."""
         counts = Counter(result.change.action.value for result in self.results)
         summary = {action.value: counts.get(action.value, 0) for action in Action}
         summary["unchanged"] = self.unchanged

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Environment:
+    """One Phalanx environment (a cluster): its name, fqdn, values file and enabled applications."""
+
     name: str
     fqdn: str | None
     file: str
@@ -23,6 +25,7 @@ class InventoryProblem:
 
     @property
     def bucket(self) -> str:
+        """The bucket name the application would get."""
         return bucket_name(self.application)
 
     def __str__(self) -> str:
@@ -31,6 +34,8 @@ class InventoryProblem:
 
 @dataclass(frozen=True)
 class Inventory:
+    """What the configuration repository enables, and the applications that cannot get a bucket."""
+
     environments: tuple[Environment, ...]
     problems: tuple[InventoryProblem, ...] = field(default=())
 
@@ -43,6 +48,7 @@ class Inventory:
 
     @property
     def buckets(self) -> list[str]:
+        """The application buckets: one per enabled application, by bucket name."""
         return sorted({bucket_name(app) for app in self.applications})
 
 

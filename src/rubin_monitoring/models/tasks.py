@@ -43,15 +43,19 @@ class TaskSpec:
 
     @property
     def identity(self) -> tuple[str, str]:
+        """(bucket, check): what makes this task the same task on every run."""
         return (self.bucket, self.check)
 
     @property
     def description(self) -> str:
+        """The description with the ownership marker and identity fields."""
         return task_description(self.bucket, self.check)
 
 
 @dataclass(frozen=True)
 class ObservedTask:
+    """A task as InfluxDB lists it (``owner_id`` is its ``ownerID``)."""
+
     id: str
     name: str
     flux: str

@@ -52,6 +52,7 @@ class Permission:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Permission:
+        """A permission as InfluxDB returns it (the resource's name becomes the label)."""
         resource = data.get("resource") or {}
         return cls(
             action=str(data.get("action")),
@@ -113,6 +114,7 @@ class TokenSpec:
 
     @property
     def description(self) -> str:
+        """The description that marks the token as the toolkit's for its role."""
         return token_description(self.role)
 
 
@@ -130,17 +132,22 @@ class ObservedAuthorization:
 
     @property
     def role(self) -> str | None:
+        """The role its marker names, or None (ownership also needs the right user)."""
         return token_role(self.description)
 
 
 @dataclass(frozen=True)
 class CreatedToken:
+    """A token just made: its ID and value (the value is hidden from repr)."""
+
     id: str
     token: str = field(repr=False)
 
 
 @dataclass(frozen=True)
 class ObservedUser:
+    """A user as InfluxDB lists it."""
+
     id: str
     name: str
     active: bool = True

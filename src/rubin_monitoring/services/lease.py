@@ -34,6 +34,8 @@ NOTIFIER = "notifier"
 
 
 class LeaseState(StrEnum):
+    """What an existing lease means for a run that wants it."""
+
     HELD = "held"
     EXPIRED = "expired"
     FOREIGN = "foreign"
@@ -104,6 +106,7 @@ class Lease:
 
     @property
     def lost(self) -> bool:
+        """True once another run took the lease over."""
         return self._lost.is_set()
 
     def lost_error(self) -> LeaseLostError | None:
@@ -172,6 +175,7 @@ class Lease:
                 log.warning("could not renew lease %s: %s", self.name, error)
 
     def release(self) -> None:
+        """Stop renewing and delete the lease (unless it was lost); it expires anyway."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

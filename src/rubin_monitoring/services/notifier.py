@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 # Slack truncates a message's text beyond 40,000 characters; keep a margin under it.
 SLACK_TEXT_LIMIT = 40_000
-MAX_MESSAGE_CHARS = 39_000
+MAX_MESSAGE_CHARS = SLACK_TEXT_LIMIT - 1_000
 HEADER_RESERVE = 200  # room kept in every message for its header line
 MAX_ALERT_TEXT = 600  # an alert's message is cut to this many characters
 MAX_WORKERS = 16  # webhooks served in parallel
@@ -67,19 +67,29 @@ class AlertsNotRecordedError(RubinMonitoringError):
 
 
 class AlertStoreLike(Protocol):
-    def findings(self, lookback_seconds: int) -> list[Finding]: ...
+    """What the notifier needs from ``multiapp_`` and ``alerted_`` (see storage/alerts.py)."""
 
-    def records(self, since_seconds: int) -> list[AlertRecord]: ...
+    def findings(self, lookback_seconds: int) -> list[Finding]:
+        """Every finding of the last ``lookback_seconds``."""
 
-    def record(self, alerts: Iterable[Alert], route: str, when: datetime | None = None) -> None: ...
+    def records(self, since_seconds: int) -> list[AlertRecord]:
+        """Every record of the last ``since_seconds``."""
+
+    def record(self, alerts: Iterable[Alert], route: str, when: datetime | None = None) -> None:
+        """Record that ``alerts`` were sent to ``route``."""
 
 
 class SenderLike(Protocol):
-    def post(self, url: str, payload: Mapping[str, Any], *, route: str) -> Sent: ...
+    """What the notifier needs to send a Slack message (see storage/slack.py)."""
+
+    def post(self, url: str, payload: Mapping[str, Any], *, route: str) -> Sent:
+        """Deliver one payload or raise SlackDeliveryError."""
 
 
 @dataclass(frozen=True)
 class NotifierOptions:
+    """How the notifier reads, suppresses, sends and packs alerts."""
+
     lookback_seconds: int = 600
     repeat_seconds: int = 3600
     send_resolved: bool = False
@@ -143,6 +153,7 @@ def collapse(findings: Iterable[Finding]) -> list[Alert]:
 
 
 def last_records(records: Iterable[AlertRecord]) -> dict[str, AlertRecord]:
+    """The latest record of each ``dedup_key``."""
     last: dict[str, AlertRecord] = {}
     for record in records:
         if record.dedup_key not in last or record.time >= last[record.dedup_key].time:
@@ -152,6 +163,8 @@ def last_records(records: Iterable[AlertRecord]) -> dict[str, AlertRecord]:
 
 @dataclass(frozen=True)
 class AlertPlan:
+    """The alerts to send, and those suppressed as already sent within the repeat interval."""
+
     send: list[Alert]
     suppressed: list[Alert]
 
@@ -219,6 +232,7 @@ def format_alert(alert: Alert) -> str:
 
 
 def format_header(alerts: Sequence[Alert], part: int, parts: int) -> str:
+    """The first line of a message: counts by severity, and which part of how many."""
     firing = [alert for alert in alerts if alert.status is AlertStatus.FIRING]
     resolved = len(alerts) - len(firing)
     counts = Counter(alert.severity.lower() for alert in firing)

@@ -36,9 +36,11 @@ Observed = TypeVar("Observed")
 class Progress(Protocol):
     """Told how many changes a run applies, then of each as it finishes (from worker threads)."""
 
-    def start(self, total: int) -> None: ...
+    def start(self, total: int) -> None:
+        """``total`` changes are about to be applied."""
 
-    def done(self, result: ChangeResult) -> None: ...
+    def done(self, result: ChangeResult) -> None:
+        """One change finished (successfully or not)."""
 
 
 # After this many connection failures in a row, InfluxDB is taken to be gone.

@@ -29,6 +29,7 @@ TaskPlan = Plan[TaskSpec, ObservedTask]
 
 
 def task_name(bucket: str, check: str) -> str:
+    """The task's name, ``<bucket> <check>`` (names are for people; identity is in the marker)."""
     return f"{bucket} {check}"
 
 
@@ -205,6 +206,7 @@ class TaskHealth:
 
     @property
     def exit_code(self) -> int:
+        """1 when an owned task's last run failed, else 0."""
         return 1 if self.failing else 0
 
 

@@ -66,6 +66,7 @@ class AuthorizationStore:
     # Users (instance-wide)
 
     def find_user(self, name: str) -> ObservedUser | None:
+        """The user called ``name``, or None."""
         try:
             body = self.http.get_json("/api/v2/users", {"name": name})
         except InfluxDBError as error:
@@ -103,6 +104,7 @@ class AuthorizationStore:
         return f"/api/v2/{resource}/{resource_id}/{role}"
 
     def mapped_user_ids(self, resource: str, resource_id: str, role: str) -> set[str]:
+        """IDs of the owners or members (``role``) of an org or bucket."""
         body = self.http.get_json(self._mapping_path(resource, resource_id, role))
         return {str(item["id"]) for item in body.get("users") or []}
 
@@ -120,19 +122,24 @@ class AuthorizationStore:
         create_once(send, find, what=f"add {role} {user_id} of {resource}/{resource_id}")
 
     def remove_mapping(self, resource: str, resource_id: str, role: str, user_id: str) -> None:
+        """Remove the user's owner or member mapping (idempotent: 404 counts as done)."""
         path = self._mapping_path(resource, resource_id, role)
         delete_done(lambda: self.http.request("DELETE", f"{path}/{user_id}"))
 
     def org_owner_ids(self, org_id: str) -> set[str]:
+        """IDs of the org's owners."""
         return self.mapped_user_ids("orgs", org_id, OWNER)
 
     def org_member_ids(self, org_id: str) -> set[str]:
+        """IDs of the org's members."""
         return self.mapped_user_ids("orgs", org_id, MEMBER)
 
     def add_org_owner(self, org_id: str, user_id: str) -> None:
+        """Make the user an owner of the org."""
         self.add_mapping("orgs", org_id, OWNER, user_id)
 
     def remove_org_member(self, org_id: str, user_id: str) -> None:
+        """Remove the user's member mapping of the org."""
         self.remove_mapping("orgs", org_id, MEMBER, user_id)
 
     # Authorizations (tokens)
@@ -142,6 +149,7 @@ class AuthorizationStore:
         return list(body.get("authorizations") or [])
 
     def list_authorizations(self, org_id: str) -> list[ObservedAuthorization]:
+        """Every token of the org, without values."""
         return [_authorization(item) for item in self._authorization_items(org_id)]
 
     def create_authorization(
@@ -185,5 +193,6 @@ class AuthorizationStore:
         return create_once(send, find, what=f"create token {description!r}")
 
     def delete_authorization(self, authorization_id: str) -> None:
+        """Delete the token (idempotent: 404 counts as done)."""
         path = f"/api/v2/authorizations/{authorization_id}"
         delete_done(lambda: self.http.request("DELETE", path))

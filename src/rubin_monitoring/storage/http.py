@@ -43,11 +43,16 @@ class OutcomeUnknownError(InfluxDBUnavailableError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How often and how long to retry: ``attempts`` in all, exponential backoff from
+    ``backoff_seconds``, no wait longer than ``max_wait_seconds``."""
+
     attempts: int = 4
     backoff_seconds: float = 0.5
     max_wait_seconds: float = 30.0
 
     def wait(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before the next attempt: ``Retry-After`` if given (capped), else the
+        backoff."""
         if retry_after is not None:
             return min(retry_after, self.max_wait_seconds)
         return min(self.backoff_seconds * 2.0 ** (attempt - 1), self.max_wait_seconds)
@@ -108,6 +113,7 @@ class InfluxHTTP:
         self.request_count = 0
 
     def close(self) -> None:
+        """Close the connection pool."""
         self._client.close()
 
     def __enter__(self) -> InfluxHTTP:
@@ -188,6 +194,7 @@ class InfluxHTTP:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def get_json(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
+        """GET ``path`` with retries; the decoded JSON body."""
         return self.request("GET", path, params=params).json()
 
     def paginate(self, path: str, params: Mapping[str, str | int], key: str) -> Iterator[Any]:

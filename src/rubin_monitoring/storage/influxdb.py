@@ -65,6 +65,7 @@ def delete_done(send: Callable[[], object]) -> None:
 
 
 def org_not_found(org: str) -> ConfigError:
+    """The one-line error for an organization InfluxDB does not know (or hides from the token)."""
     return ConfigError(
         f"INFLUXDB_ORG: organization {org!r} not found (or not visible to the token)"
     )
@@ -91,6 +92,7 @@ class InfluxDBStore:
 
     @property
     def org_id(self) -> str:
+        """The organization's ID, from the first bucket listing or one org look-up."""
         with self._org_lock:
             if self._org_id is None:
                 body = self._list("/api/v2/orgs", {}, "orgs")
@@ -120,6 +122,7 @@ class InfluxDBStore:
     # Buckets
 
     def list_buckets(self) -> list[ObservedBucket]:
+        """Every bucket of the org, system buckets included, following ``links.next``."""
         items = self._list("/api/v2/buckets", {"limit": BUCKET_PAGE_SIZE}, "buckets")
         if items and self._org_id is None:
             self._org_id = str(items[0]["orgID"])
@@ -182,6 +185,7 @@ class InfluxDBStore:
         )
 
     def update_bucket(self, bucket_id: str, spec: BucketSpec) -> None:
+        """Set the bucket's description and retention in place (ID and data stay)."""
         body = {
             "description": spec.description,
             "retentionRules": _retention_rules(spec.retention_seconds),
@@ -189,6 +193,7 @@ class InfluxDBStore:
         self.http.request("PATCH", f"/api/v2/buckets/{bucket_id}", json=body)
 
     def delete_bucket(self, bucket_id: str) -> None:
+        """Delete the bucket and its data (idempotent: 404 counts as done)."""
         delete_done(lambda: self.http.request("DELETE", f"/api/v2/buckets/{bucket_id}"))
 
     # DBRP mappings
@@ -241,11 +246,13 @@ class InfluxDBStore:
         return create_once(send, lambda: self._find_dbrp(spec), what=f"create dbrp {label}")
 
     def update_dbrp(self, dbrp_id: str, spec: DbrpSpec) -> None:
+        """Set the mapping's retention policy and make it the default."""
         body = {"retention_policy": spec.retention_policy, "default": True}
         params = {"orgID": self.org_id}
         self.http.request("PATCH", f"/api/v2/dbrps/{dbrp_id}", params=params, json=body)
 
     def delete_dbrp(self, dbrp_id: str) -> None:
+        """Delete the mapping (idempotent)."""
         params = {"orgID": self.org_id}
         delete_done(lambda: self.http.request("DELETE", f"/api/v2/dbrps/{dbrp_id}", params=params))
 
@@ -302,4 +309,5 @@ class InfluxDBStore:
         self.http.request("PATCH", f"/api/v2/tasks/{task_id}", json=body)
 
     def delete_task(self, task_id: str) -> None:
+        """Delete the task (idempotent: 404 counts as done)."""
         delete_done(lambda: self.http.request("DELETE", f"/api/v2/tasks/{task_id}"))

@@ -39,6 +39,7 @@ class LeaseStore:
         self.http: InfluxHTTP = store.http
 
     def find(self, name: str) -> LeaseRecord | None:
+        """The label called ``name``, or None."""
         body = self.http.get_json("/api/v2/labels", {"orgID": self.store.org_id})
         for item in body.get("labels") or []:
             if item.get("name") == name:
@@ -82,4 +83,5 @@ class LeaseStore:
         return True
 
     def delete(self, lease_id: str) -> None:
+        """Delete the lease label (idempotent)."""
         delete_done(lambda: self.http.request("DELETE", f"/api/v2/labels/{lease_id}"))

@@ -22,6 +22,7 @@ def in_role_order(tokens: Mapping[str, str]) -> list[tuple[str, str]]:
 
 
 def secret_key(role: str) -> str:
+    """The Secret key of a role's token, ``<role>-token``."""
     return f"{role}{SECRET_KEY_SUFFIX}"
 
 

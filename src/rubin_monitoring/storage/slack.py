@@ -110,6 +110,7 @@ class WebhookPacer:
         return wait
 
     def defer(self, key: str, seconds: float) -> None:
+        """Push ``key``'s next slot to at least ``seconds`` from now (``Retry-After``)."""
         with self._lock:
             self._next[key] = max(self._next.get(key, 0.0), self._clock() + seconds)
 
@@ -125,6 +126,8 @@ class _Outcome:
 
 @dataclass(frozen=True)
 class Sent:
+    """A delivered message: how many attempts, how many seconds."""
+
     attempts: int
     seconds: float
 

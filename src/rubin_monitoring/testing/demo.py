@@ -24,6 +24,8 @@ CONTAINER = "hub"
 
 @dataclass(frozen=True)
 class DemoOrg:
+    """The organization the demo writes to (what the Flux helpers need)."""
+
     url: str
     token: str
     name: str
@@ -47,6 +49,7 @@ def unhealthy_container_lines(now: datetime) -> list[str]:
 
 
 def main() -> None:
+    """Write the unhealthy container's points and force its application's check tasks."""
     url, token, name = (
         os.environ[key] for key in ("INFLUXDB_URL", "INFLUXDB_TOKEN", "INFLUXDB_ORG")
     )

@@ -236,6 +236,7 @@ def get_task(org: InfluxOrg, task_id: str) -> dict[str, Any]:
 
 
 def delete_task(org: InfluxOrg, task_id: str) -> None:
+    """Delete a task with the operator token."""
     with _client(org) as client:
         _check(client.delete(f"/api/v2/tasks/{task_id}"))
 

@@ -36,6 +36,8 @@ ADMIN_PASSWORD = "rubin-admin-password"
 
 @dataclass(frozen=True)
 class InfluxServer:
+    """A running influxd: URL, the onboarded org and operator token, where it came from."""
+
     url: str
     org: str
     org_id: str
@@ -43,6 +45,7 @@ class InfluxServer:
     source: str
 
     def client(self) -> httpx.Client:
+        """An httpx client with the operator token."""
         return httpx.Client(
             base_url=self.url, headers={"Authorization": f"Token {self.token}"}, timeout=30
         )
@@ -53,6 +56,8 @@ class ServerUnavailable(Exception):
 
 
 def cached_binary() -> Path | None:
+    """``INFLUXD_BIN``, or the binary ``scripts/provision-influxd`` cached for ``INFLUXDB_VERSION``,
+    or None."""
     explicit = os.environ.get("INFLUXD_BIN")
     if explicit:
         return Path(explicit)
@@ -64,12 +69,14 @@ def cached_binary() -> Path | None:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes] | None, timeout: float = 60) -> None:
+    """Wait until ``/health`` answers 200, or fail if the process exits or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -95,6 +102,7 @@ def check_version(url: str) -> None:
 
 
 def onboard(url: str) -> InfluxServer:
+    """Run the initial setup: an admin user, an org, a bucket and a known operator token."""
     token = "rubin-test-operator-" + uuid.uuid4().hex
     response = httpx.post(
         f"{url}/api/v2/setup",
@@ -114,6 +122,7 @@ def onboard(url: str) -> InfluxServer:
 
 @contextmanager
 def run_binary(binary: Path) -> Iterator[InfluxServer]:
+    """Start ``binary`` on a free port with a throwaway data directory; stop and clean up after."""
     data = Path(tempfile.mkdtemp(prefix="rubin-influxd-"))
     port = free_port()
     log = (data / "influxd.log").open("wb")
@@ -147,6 +156,7 @@ def run_binary(binary: Path) -> Iterator[InfluxServer]:
 
 
 def docker_available() -> bool:
+    """True when a Docker daemon answers."""
     try:
         import docker  # type: ignore[import-untyped]
 
@@ -158,6 +168,7 @@ def docker_available() -> bool:
 
 @contextmanager
 def run_container() -> Iterator[InfluxServer]:
+    """Start the official influxdb image with testcontainers."""
     from testcontainers.core.container import DockerContainer
 
     image = f"influxdb:{docker_tag(influxdb_version())}"
@@ -170,6 +181,7 @@ def run_container() -> Iterator[InfluxServer]:
 
 @contextmanager
 def influx_server() -> Iterator[InfluxServer]:
+    """A throwaway influxd: the provisioned binary, else Docker, else :class:`ServerUnavailable`."""
     binary = cached_binary()
     if binary is not None:
         with run_binary(binary) as server:

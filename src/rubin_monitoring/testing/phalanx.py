@@ -10,6 +10,8 @@ import yaml
 
 
 class PhalanxRepo:
+    """A real Git repository in the Phalanx layout, built with GitPython."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.repo = git.Repo.init(path, initial_branch="main")
@@ -19,15 +21,18 @@ class PhalanxRepo:
 
     @property
     def url(self) -> str:
+        """The repository as a ``file://`` URL."""
         return self.path.as_uri()
 
     def write(self, relative: str, content: str | dict[str, Any]) -> None:
+        """Write a file (a mapping is dumped as YAML)."""
         target = self.path / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         text = content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False)
         target.write_text(text)
 
     def commit(self, message: str = "update") -> str:
+        """Commit everything; the new commit's SHA."""
         self.repo.git.add(A=True)
         self.repo.index.commit(message)
         return self.repo.head.commit.hexsha
@@ -38,6 +43,7 @@ class PhalanxRepo:
         environments: dict[str, dict[str, Any]],
         message: str = "applications",
     ) -> str:
+        """Write ``values.yaml`` defaults and a ``values-<env>.yaml`` per environment; commit."""
         self.write("environments/values.yaml", {"applications": defaults})
         for env, values in environments.items():
             body = {"name": env, "fqdn": f"{env}.example.com", **values}

@@ -31,28 +31,37 @@ SECRET = "SECRETxyz"  # must never appear in any output or log line
 
 
 def assert_no_secret(*texts: str, secret: str = SECRET) -> None:
+    """Fail if the test webhook's secret appears in any of ``texts``."""
     for text in texts:
         assert secret not in text, f"webhook secret leaked into: {text[:2000]!r}"
 
 
 @dataclass(frozen=True)
 class Ok:
+    """Answer 200 ``ok``."""
+
     pass
 
 
 @dataclass(frozen=True)
 class RateLimited:
+    """Answer 429 with ``Retry-After``."""
+
     retry_after: float = 1.0
 
 
 @dataclass(frozen=True)
 class Fail:
+    """Answer an error status with a body."""
+
     status: int = 500
     body: str = "rollup_error"
 
 
 @dataclass(frozen=True)
 class Hang:
+    """Hold the request without answering for a while."""
+
     seconds: float = 30.0
 
 
@@ -61,6 +70,8 @@ Behaviour = Ok | RateLimited | Fail | Hang
 
 @dataclass(frozen=True)
 class Post:
+    """One request the server received, and what it answered."""
+
     path: str
     body: dict[str, Any]
     arrived: float  # time.monotonic() on arrival
@@ -68,14 +79,18 @@ class Post:
 
     @property
     def text(self) -> str:
+        """The message text of the posted payload."""
         return str(self.body.get("text", ""))
 
     @property
     def ok(self) -> bool:
+        """True when the server answered 200 ``ok``."""
         return isinstance(self.answer, Ok)
 
 
 class SlackServer:
+    """A local HTTP server that speaks Slack's incoming-webhook protocol and records what it got."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._scripts: dict[str, deque[Behaviour]] = defaultdict(deque)
@@ -133,16 +148,20 @@ class SlackServer:
 
     @property
     def port(self) -> int:
+        """The port it listens on."""
         return int(self._httpd.server_address[1])
 
     def url(self, path: str = SECRET_PATH) -> str:
+        """A webhook URL on this server (``path`` defaults to one with the test secret)."""
         return f"http://127.0.0.1:{self.port}{path}"
 
     def script(self, path: str, *answers: Behaviour) -> None:
+        """Answer the next requests with ``answers``, in order."""
         with self._lock:
             self._scripts[path].extend(answers)
 
     def default(self, path: str, answer: Behaviour) -> None:
+        """The answer once the script is used up."""
         with self._lock:
             self._defaults[path] = answer
 
@@ -156,6 +175,7 @@ class SlackServer:
             self._posts.append(post)
 
     def posts(self, path: str | None = None) -> list[Post]:
+        """Every request received so far."""
         with self._lock:
             return [post for post in self._posts if path is None or post.path == path]
 
@@ -164,16 +184,19 @@ class SlackServer:
         return [post for post in self.posts(path) if post.ok]
 
     def clear(self) -> None:
+        """Forget the requests and the script."""
         with self._lock:
             self._posts.clear()
             self._scripts.clear()
             self._defaults.clear()
 
     def start(self) -> SlackServer:
+        """Serve in a background thread."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving."""
         self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
@@ -182,6 +205,7 @@ class SlackServer:
 
 @contextmanager
 def slack_server() -> Iterator[SlackServer]:
+    """A running Slack stand-in for the duration of the ``with`` block."""
     server = SlackServer().start()
     try:
         yield server
@@ -202,6 +226,7 @@ def max_per_second(times: list[float]) -> int:
 
 
 def min_gap(times: list[float]) -> float | None:
+    """The smallest time between two arrivals at one webhook path."""
     ordered = sorted(times)
     gaps = [later - earlier for earlier, later in itertools.pairwise(ordered)]
     return min(gaps) if gaps else None
