@@ -29,6 +29,7 @@ from rubin_monitoring.services.notifier import (
     collapse,
     format_alert,
     notifier_options,
+    payload,
     plan_alerts,
     plan_messages,
     slack_length,
@@ -355,3 +356,24 @@ def test_record_point_escapes_tags_and_strings() -> None:
         "route=default,severity=critical,status=firing "
         'message="say \\"hi\\" back\\\\slash",value=2 1748779200000'
     )
+
+
+def test_severity_is_the_attachment_colour_and_the_preview_is_the_header() -> None:
+    """Issue 10: severity as colour (as the reference tool's messages), readable preview."""
+    alerts = [
+        alert("c1", severity="critical"),
+        alert("c2", severity="critical", cluster="summit"),
+        alert("w1", severity="warning"),
+        replace(alert("r1", severity="critical"), status=AlertStatus.RESOLVED),
+    ]
+    (message,) = split_messages(ROUTE, sorted(alerts, key=lambda a: a.sort_key))
+    body = payload(message)
+    header, *lines = message.text.split("\n")
+    assert body["text"] == header and header.startswith("*rubin-monitoring alerts*: 3 firing")
+    attachments = body["attachments"]
+    assert isinstance(attachments, list)
+    assert [a["color"] for a in attachments] == ["#d50000", "#ff9100", "#2e7d32"]
+    assert [a["text"].count("\n") + 1 for a in attachments] == [2, 1, 1]
+    assert "\n".join(a["text"] for a in attachments) == "\n".join(lines)
+    assert all(a["fallback"] == a["text"] for a in attachments)
+    assert body["unfurl_links"] is False

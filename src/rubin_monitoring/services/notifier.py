@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 from typing import Any, Protocol
 
 from ..config import ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, NotifierSettings
@@ -51,6 +52,16 @@ MAX_MESSAGE_CHARS = SLACK_TEXT_LIMIT - 1_000
 HEADER_RESERVE = 200  # room kept in every message for its header line
 MAX_ALERT_TEXT = 600  # an alert's message is cut to this many characters
 MAX_WORKERS = 16  # webhooks served in parallel
+
+# Attachment bar colours, as the reference tool's messages had them.
+SEVERITY_COLOUR = {
+    "critical": "#d50000",
+    "error": "#d50000",
+    "warning": "#ff9100",
+    "info": "#2962ff",
+}
+RESOLVED_COLOUR = "#2e7d32"
+UNKNOWN_COLOUR = "#9e9e9e"
 
 SEVERITY_EMOJI = {
     "critical": ":red_circle:",
@@ -299,9 +310,31 @@ def plan_messages(
     return messages, unrouted
 
 
+def severity_colour(alert: Alert) -> str:
+    """The attachment colour of an alert line: by severity, green once resolved."""
+    if alert.status is AlertStatus.RESOLVED:
+        return RESOLVED_COLOUR
+    return SEVERITY_COLOUR.get(alert.severity.lower(), UNKNOWN_COLOUR)
+
+
 def payload(message: SlackMessage) -> dict[str, object]:
-    """The webhook body of ``message``."""
-    return {"text": message.text, "unfurl_links": False, "unfurl_media": False}
+    """The webhook body of ``message``: the header as ``text`` (what a notification preview
+    shows: how many problems, how severe), then the alert lines in attachments, one per run of
+    alerts of the same colour, so severity shows as the bar colour users of the reference tool
+    know. ``fallback`` repeats each attachment's lines for clients without attachments."""
+    header, *lines = message.text.split("\n")
+    attachments: list[dict[str, object]] = []
+    for colour, group in groupby(
+        zip(message.alerts, lines, strict=True), key=lambda pair: severity_colour(pair[0])
+    ):
+        text = "\n".join(line for _, line in group)
+        attachments.append({"color": colour, "text": text, "fallback": text, "mrkdwn_in": ["text"]})
+    return {
+        "text": header,
+        "attachments": attachments,
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
 
 
 # Apply

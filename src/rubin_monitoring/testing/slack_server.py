@@ -79,8 +79,16 @@ class Post:
 
     @property
     def text(self) -> str:
-        """The message text of the posted payload."""
-        return str(self.body.get("text", ""))
+        """What a person reads: the payload's ``text``, then each attachment's, one per line."""
+        parts = [str(self.body.get("text", ""))]
+        for attachment in self.body.get("attachments") or []:
+            parts.append(str(attachment.get("text", "")))
+        return "\n".join(parts)
+
+    @property
+    def colours(self) -> list[str]:
+        """The attachments' bar colours, in order."""
+        return [str(a.get("color", "")) for a in self.body.get("attachments") or []]
 
     @property
     def ok(self) -> bool:
