@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from .durations import parse_duration, parse_retention
 from .exceptions import ConfigError
 from .models.changes import ReconcileOptions
-from .models.checks import CHECK_NAMES, MAX_THRESHOLD, CheckSettings
+from .models.checks import CHECK_NAMES, DEFAULT_CHECKS, MAX_THRESHOLD, CheckSettings
 
 DEFAULT_PHALANX_REPO = "https://github.com/lsst-sqre/phalanx.git"
 ALERT_BUCKET = "multiapp_"
@@ -321,8 +321,9 @@ TASKS = (
         "checks",
         "CHECKS",
         parse_checks,
-        "restarts,not_running,cpu",
-        "Comma-separated checks to run per application (restarts, not_running, cpu, memory).",
+        DEFAULT_CHECKS,
+        "Comma-separated checks: per application restarts, not_running, cpu, memory; per "
+        "environment silent; for the fleet disk, site_down, tls_expiry.",
     ),
     _spec("check_every", "CHECK_EVERY", parse_interval, "5m", "How often each check task runs."),
     _spec(
@@ -348,6 +349,27 @@ TASKS = (
         parse_flux_duration,
         "10m",
         "How long a container may be Pending or ContainerCreating before it is reported.",
+    ),
+    _spec(
+        "silent_after",
+        "SILENT_AFTER",
+        parse_interval,
+        "15m",
+        "How long an enabled application may send no points from its cluster (check silent).",
+    ),
+    _spec(
+        "disk_threshold",
+        "DISK_THRESHOLD",
+        parse_threshold,
+        "85",
+        "Percent of the InfluxDB host's disk in use above which check disk alerts.",
+    ),
+    _spec(
+        "tls_expiry_warning",
+        "TLS_EXPIRY_WARNING",
+        parse_interval,
+        "30d",
+        "How long before a site's certificate expires check tls_expiry alerts.",
     ),
 )
 NOTIFIER = (
@@ -503,6 +525,9 @@ def _group(values: Mapping[str, Any]) -> Settings:
             cpu_threshold=values["cpu_threshold"],
             memory_threshold=values["memory_threshold"],
             pending_grace=values["pending_grace"],
+            silent_after=values["silent_after"],
+            disk_threshold=values["disk_threshold"],
+            tls_expiry_warning=values["tls_expiry_warning"],
         ),
         notifier=NotifierSettings(
             webhook_url=values["slack_webhook_url"],

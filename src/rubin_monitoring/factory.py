@@ -157,7 +157,7 @@ class Factory:
 
     def taskmaker(self) -> TaskMaker:
         """taskmaker with the tasks rendered for the inventory's buckets and the check settings."""
-        desired = desired_tasks(self.inventory().buckets, self.settings.checks)
+        desired = desired_tasks(self.inventory(), self.settings.checks)
         return TaskMaker(self.influxdb_store(), desired)
 
     def task_health(self) -> TaskHealth:

@@ -271,8 +271,8 @@ def _(health: TaskHealth, *, manifest: Path | None = None) -> dict[str, object]:
             {
                 "id": task.id,
                 "name": task.name,
-                "application": (task.identity or ("", ""))[0],
-                "check": (task.identity or ("", ""))[1],
+                "application": (task.identity or ("", "", ""))[1],
+                "check": (task.identity or ("", "", ""))[2],
                 "last_run_status": task.last_run_status,
                 "last_run_error": task.last_run_error,
                 "latest_completed": task.latest_completed,

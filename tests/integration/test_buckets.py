@@ -19,7 +19,10 @@ ENVS: dict[str, dict[str, Any]] = {
     "minikube": {"applications": {"mobu-x": False}},
     "summit": {},  # no applications key: the defaults
 }
-EXPECTED_BUCKETS = {"argocd", "gafaelfawr", "mobu_x", "sasquatch", "multiapp_", "alerted_"}
+EXPECTED_BUCKETS = {
+    *("argocd", "gafaelfawr", "mobu_x", "sasquatch"),
+    *("multiapp_", "alerted_", "influxdb_", "probes_"),
+}
 
 
 def api(org: Any) -> httpx.Client:
@@ -66,7 +69,7 @@ def test_first_run_creates_exactly_the_buckets_and_mappings(org: Any, repo: Phal
     observed = buckets(org)
     assert set(observed) == EXPECTED_BUCKETS
     for name, bucket in observed.items():
-        expected = 3600 if name.endswith("_") else 7 * 86400
+        expected = 3600 if name in ("multiapp_", "alerted_") else 7 * 86400
         assert bucket["retentionRules"][0]["everySeconds"] == expected
         assert "managed-by=rubin-monitoring" in bucket["description"]
     assert {(c["action"], c["name"]) for c in made.changes} == {
@@ -79,7 +82,7 @@ def test_first_run_creates_exactly_the_buckets_and_mappings(org: Any, repo: Phal
     assert set(by_db) == EXPECTED_BUCKETS
     for name, mapping in by_db.items():
         assert mapping["bucketID"] == observed[name]["id"]
-        assert mapping["retention_policy"] == ("1h" if name.endswith("_") else "1w")
+        assert mapping["retention_policy"] == ("1h" if name in ("multiapp_", "alerted_") else "1w")
         assert mapping["default"] is True
     assert mapped.json()["summary"]["create"] == len(EXPECTED_BUCKETS)
 
@@ -211,7 +214,7 @@ def test_retention_change_updates_in_place(org: Any, repo: PhalanxRepo) -> None:
     before = buckets(org)
     made, mapped = reconcile(org, repo, BUCKET_RETENTION="30d")
     assert {(c["action"], c["name"]) for c in made.changes} == {
-        ("update", name) for name in EXPECTED_BUCKETS if not name.endswith("_")
+        ("update", name) for name in EXPECTED_BUCKETS if name not in ("multiapp_", "alerted_")
     }
     after = buckets(org)
     assert after["argocd"]["id"] == before["argocd"]["id"]
@@ -229,7 +232,7 @@ def test_invalid_app_name_is_reported_and_the_rest_proceed(org: Any, phalanx: Ph
     assert failed[0]["name"] == "_bad"
     assert "environments/values-dev.yaml" in failed[0]["reason"]
     assert "reserved" in failed[0]["error"]
-    assert set(buckets(org)) == {"good", "multiapp_", "alerted_"}
+    assert set(buckets(org)) == {"good", "multiapp_", "alerted_", "influxdb_", "probes_"}
 
 
 def one_error_line(run: Run) -> str:

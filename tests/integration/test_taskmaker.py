@@ -38,7 +38,9 @@ def owned(org: Any) -> dict[str, dict[str, Any]]:
 
 
 def taskmaker(org: Any, repo: PhalanxRepo, *flags: str, **env: str) -> Run:
-    return run_cli(["taskmaker", "--output", "json", *flags], org.env(PHALANX_REPO=repo.url, **env))
+    """taskmaker with the application checks of CHECKS (unless ``CHECKS`` is given)."""
+    settings = org.env(PHALANX_REPO=repo.url, **{"CHECKS": ",".join(CHECKS), **env})
+    return run_cli(["taskmaker", "--output", "json", *flags], settings)
 
 
 @pytest.fixture
@@ -169,10 +171,10 @@ def test_check_list_setting_and_bad_check_name(org: Any, repo: PhalanxRepo) -> N
     run = taskmaker(org, repo, CHECKS="memory")
     assert run.exit_code == 0
     assert set(owned(org)) == {f"{app} memory" for app in ("argocd", "mobu_x", "nublado")}
-    bad = taskmaker(org, repo, CHECKS="restarts,disk")
+    bad = taskmaker(org, repo, CHECKS="restarts,disks")
     assert bad.exit_code == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("error: invalid CHECKS (--checks):")
-    assert "disk" in bad.stderr
+    assert "disks" in bad.stderr
 
 
 def test_health_reports_failing_tasks(org: Any, repo: PhalanxRepo) -> None:
@@ -193,3 +195,18 @@ def test_health_reports_failing_tasks(org: Any, repo: PhalanxRepo) -> None:
     assert [(f["application"], f["check"]) for f in failing] == [("argocd", "cpu")]
     assert "argocd" in failing[0]["last_run_error"]
     assert health.json()["owned_tasks"] == 3
+
+
+def test_default_checks_add_one_silent_task_per_environment(org: Any, repo: PhalanxRepo) -> None:
+    """silent is on by default: one task per environment, from the inventory."""
+    settings = org.env(PHALANX_REPO=repo.url)
+    run = run_cli(["taskmaker", "--output", "json"], settings)
+    assert run.exit_code == 0, run.stderr
+    created = owned(org)
+    assert set(created) == EXPECTED | {"dev silent", "prod silent"}
+    prod = created["prod silent"]
+    assert prod["description"].endswith("(managed-by=rubin-monitoring cluster=prod check=silent)")
+    # prod enables nublado on top of the defaults; dev only the defaults.
+    assert 'expected = ["argocd", "mobu_x", "nublado"]' in prod["flux"]
+    assert 'expected = ["argocd", "mobu_x"]' in created["dev silent"]["flux"]
+    assert run_cli(["taskmaker", "--output", "json"], settings).changes == []

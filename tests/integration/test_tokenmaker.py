@@ -300,6 +300,8 @@ def test_bucketmaker_token_runs_bucketmaker_and_bucketmapper(
         "gamma",
         "multiapp_",
         "alerted_",
+        "influxdb_",
+        "probes_",
     }
     # Outside its scope:
     with client(org, token) as api:

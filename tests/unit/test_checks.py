@@ -9,8 +9,20 @@ import pytest
 from rubin_monitoring.config import TASKS, load_settings, parse_checks
 from rubin_monitoring.durations import parse_duration
 from rubin_monitoring.exceptions import ConfigError
-from rubin_monitoring.models.checks import CHECK_NAMES, DEFAULT_SEVERITY, CheckSettings
-from rubin_monitoring.services.checks import flux_float, flux_string, render_check
+from rubin_monitoring.models.checks import (
+    BUCKET_CHECKS,
+    CHECK_NAMES,
+    DEFAULT_SEVERITY,
+    FLEET_CHECKS,
+    CheckSettings,
+)
+from rubin_monitoring.services.checks import (
+    flux_float,
+    flux_string,
+    render_check,
+    render_fleet_check,
+    render_silent_check,
+)
 
 
 def render(check: str, **overrides: object) -> str:
@@ -54,8 +66,8 @@ def test_parse_checks_rejects_empty(text: str) -> None:
 
 
 def test_parse_checks_names_the_unknown_check() -> None:
-    with pytest.raises(ValueError, match="'disk'"):
-        parse_checks("restarts,disk")
+    with pytest.raises(ValueError, match="'disks'"):
+        parse_checks("restarts,disks")
 
 
 # parse_check_params
@@ -63,13 +75,17 @@ def test_parse_checks_names_the_unknown_check() -> None:
 
 def test_parse_check_params_defaults() -> None:
     assert parse_check_params("5m", "10m", "90", "90", "10m") == CheckSettings()
-    defaults = ("restarts", "not_running", "cpu")
+    defaults = ("restarts", "not_running", "cpu", "silent")
     assert CheckSettings() == CheckSettings(defaults, "5m", "10m", 90.0, 90.0, "10m")
     assert DEFAULT_SEVERITY == {
         "restarts": "warning",
         "not_running": "critical",
         "cpu": "warning",
         "memory": "warning",
+        "silent": "critical",
+        "disk": "warning",
+        "site_down": "critical",
+        "tls_expiry": "warning",
     }
 
 
@@ -143,7 +159,7 @@ def test_flux_float(value: float, literal: str) -> None:
 # render_check
 
 
-@pytest.mark.parametrize("check", CHECK_NAMES)
+@pytest.mark.parametrize("check", BUCKET_CHECKS)
 def test_first_line_is_the_task_option(check: str) -> None:
     script = render(check)
     first = script.splitlines()[0]
@@ -152,7 +168,7 @@ def test_first_line_is_the_task_option(check: str) -> None:
     assert script.count("option task") == 1
 
 
-@pytest.mark.parametrize("check", CHECK_NAMES)
+@pytest.mark.parametrize("check", BUCKET_CHECKS)
 def test_script_reads_the_app_bucket_and_writes_the_output_contract(check: str) -> None:
     script = render(check)
     assert 'application = "mobu_x"' in script
@@ -214,7 +230,9 @@ def test_cpu_and_memory_use_limits_and_the_right_usage_fields() -> None:
 
 
 def test_unknown_check_is_rejected() -> None:
-    with pytest.raises(ValueError, match="'disk'"):
+    with pytest.raises(ValueError, match="'disks'"):
+        render("disks")
+    with pytest.raises(ValueError, match="unknown application check 'disk'"):
         render("disk")
 
 
@@ -228,3 +246,52 @@ def test_bad_offset_is_rejected(offset: str) -> None:
 def test_empty_names_are_rejected(field: str) -> None:
     with pytest.raises(ValueError, match="is empty"):
         render("cpu", **{field: " "})
+
+
+def fleet_scripts() -> dict[str, str]:
+    settings = CheckSettings()
+    scripts = {
+        check: render_fleet_check(check, task_name=f"x {check}", offset="1m", settings=settings)
+        for check in FLEET_CHECKS
+    }
+    scripts["silent"] = render_silent_check(
+        cluster="idfdev",
+        buckets=["mobu", "times_square"],
+        task_name="x silent",
+        offset="1m",
+        settings=settings,
+    )
+    return scripts
+
+
+@pytest.mark.parametrize("check", ["silent", *FLEET_CHECKS])
+def test_fleet_scripts_write_the_output_contract(check: str) -> None:
+    script = fleet_scripts()[check]
+    assert script.splitlines()[0] == f'option task = {{name: "x {check}", every: 5m, offset: 1m}}'
+    assert script.count("option task") == 1
+    assert 'alertBucket = "multiapp_"' in script
+    assert 'tagColumns: ["check", "application", "cluster", "severity", "dedup_key"]' in script
+    assert f'severity = "{DEFAULT_SEVERITY[check]}"' in script
+    assert "org:" not in script and "orgID" not in script
+    assert not re.search(r"^\s*import\b", script, re.MULTILINE)
+
+
+def test_silent_script_names_the_environment_and_its_buckets() -> None:
+    script = fleet_scripts()["silent"]
+    assert 'cluster = "idfdev"' in script
+    assert 'expected = ["mobu", "times_square"]' in script
+    assert 'from(bucket: "mobu")' in script and 'from(bucket: "times_square")' in script
+    assert "range(start: -15m)" in script
+    single = render_silent_check(
+        cluster="e", buckets=["only"], task_name="t", offset="0s", settings=CheckSettings()
+    )
+    assert "union(" not in single.split("reporting =")[1].split("allSilent")[0]
+
+
+def test_fleet_thresholds_are_rendered() -> None:
+    settings = CheckSettings(disk_threshold=70.5, tls_expiry_warning="7d", window="20m")
+    disk = render_fleet_check("disk", task_name="d", offset="0s", settings=settings)
+    assert "threshold = 70.5\n" in disk and 'from(bucket: "influxdb_")' in disk
+    tls = render_fleet_check("tls_expiry", task_name="t", offset="0s", settings=settings)
+    assert "warningSeconds = 604800\n" in tls and 'from(bucket: "probes_")' in tls
+    assert "range(start: -20m)" in tls

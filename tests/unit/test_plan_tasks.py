@@ -1,6 +1,12 @@
 from __future__ import annotations
 
-from rubin_monitoring.models.tasks import ObservedTask, TaskSpec, task_description, task_identity
+from rubin_monitoring.models.tasks import (
+    ObservedTask,
+    Scope,
+    TaskSpec,
+    task_description,
+    task_identity,
+)
 from rubin_monitoring.services.tasks import flux_body, plan_tasks, stagger_offset
 
 FLUX = 'option task = {name: "argocd cpu", every: 5m, offset: 17s}\n\nfrom(bucket: "argocd")\n'
@@ -147,8 +153,12 @@ def test_a_copied_description_does_not_make_a_task_ours() -> None:
 
 
 def test_marker_fields_are_parsed_exactly() -> None:
-    assert task_identity(task_description("a", "cpu")) == ("a", "cpu")
-    assert task_identity("x (managed-by=rubin-monitoring app=a check=cpu)") == ("a", "cpu")
+    assert task_identity(task_description("a", "cpu")) == (Scope.BUCKET, "a", "cpu")
+    assert task_identity("x (managed-by=rubin-monitoring app=a check=cpu)") == (
+        Scope.BUCKET,
+        "a",
+        "cpu",
+    )
     for fake in [
         "NOT managed-by=rubin-monitoring bucket=a check=cpu",
         "x (NOT managed-by=rubin-monitoring bucket=a check=cpu)",

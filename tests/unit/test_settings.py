@@ -101,7 +101,7 @@ def test_credentials_are_redacted_from_git_urls() -> None:
         ({"CHECK_WINDOW": "30m1h"}, "invalid CHECK_WINDOW (--check-window): duration '30m1h'"),
         ({"CHECK_EVERY": "0s"}, "invalid CHECK_EVERY (--check-every): '0s' must be at least 1s"),
         ({"CPU_THRESHOLD": "0"}, "invalid CPU_THRESHOLD (--cpu-threshold): percentage '0'"),
-        ({"CHECKS": "cpu,disk"}, "invalid CHECKS (--checks): unknown check 'disk'"),
+        ({"CHECKS": "cpu,disks"}, "invalid CHECKS (--checks): unknown check 'disks'"),
     ],
 )
 def test_task_settings_follow_the_flux_rules(env: dict[str, str], message: str) -> None:

@@ -1,28 +1,63 @@
-"""The alert checks the toolkit knows, and the settings their tasks are rendered with."""
+"""The alert checks the toolkit knows, and the settings their tasks are rendered with.
+
+Checks come in three scopes (:class:`rubin_monitoring.models.tasks.Scope`): most watch one
+application bucket (one task per enabled application); ``silent`` watches one environment (one
+task per environment, from the inventory); ``disk``, ``site_down`` and ``tls_expiry`` watch the
+fleet as a whole (one task each).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-CHECK_NAMES: tuple[str, ...] = ("restarts", "not_running", "cpu", "memory")
+from .tasks import Scope
+
+BUCKET_CHECKS: tuple[str, ...] = ("restarts", "not_running", "cpu", "memory")
+"""Checks of one application's containers, one task per application bucket."""
+CLUSTER_CHECKS: tuple[str, ...] = ("silent",)
+"""Checks of one environment (cluster), one task per environment."""
+FLEET_CHECKS: tuple[str, ...] = ("disk", "site_down", "tls_expiry")
+"""Checks of the fleet as a whole, one task each."""
+
+CHECK_NAMES: tuple[str, ...] = (*BUCKET_CHECKS, *CLUSTER_CHECKS, *FLEET_CHECKS)
 """Every check the toolkit knows, in a stable order."""
+
+DEFAULT_CHECKS = "restarts,not_running,cpu,silent"
 
 DEFAULT_SEVERITY: dict[str, str] = {
     "restarts": "warning",
     "not_running": "critical",
     "cpu": "warning",
     "memory": "warning",
+    "silent": "critical",
+    "disk": "warning",
+    "site_down": "critical",
+    "tls_expiry": "warning",
 }
 """The ``severity`` tag each check writes."""
 
 MAX_THRESHOLD = 1000.0
+
+HOST_BUCKET = "influxdb_"
+"""Where the InfluxDB host's own Telegraf writes (``inputs.disk``, influxd's ``/metrics``)."""
+PROBES_BUCKET = "probes_"
+"""Where the probe Telegraf writes (``inputs.http_response``, ``inputs.x509_cert``)."""
+
+
+def check_scope(check: str) -> Scope:
+    """The scope a check watches."""
+    if check in CLUSTER_CHECKS:
+        return Scope.CLUSTER
+    if check in FLEET_CHECKS:
+        return Scope.FLEET
+    return Scope.BUCKET
 
 
 @dataclass(frozen=True)
 class CheckSettings:
     """Which checks run and how; validated once, by :mod:`rubin_monitoring.config`."""
 
-    checks: tuple[str, ...] = ("restarts", "not_running", "cpu")
+    checks: tuple[str, ...] = ("restarts", "not_running", "cpu", "silent")
     every: str = "5m"
     """Flux duration literal: how often each task runs."""
     window: str = "10m"
@@ -33,3 +68,9 @@ class CheckSettings:
     """Percent of the container's memory limit (mean working set over the window)."""
     pending_grace: str = "10m"
     """How long a container may be Pending or ContainerCreating before it is reported."""
+    silent_after: str = "15m"
+    """How long an enabled application may send no points from its cluster (``silent``)."""
+    disk_threshold: float = 85.0
+    """Percent of the InfluxDB host's disk in use above which ``disk`` alerts."""
+    tls_expiry_warning: str = "30d"
+    """How long before a site's certificate expires ``tls_expiry`` alerts."""

@@ -1,55 +1,74 @@
 """Desired and observed Flux tasks.
 
-Task names are not unique in InfluxDB, so a task's identity is the pair (bucket, check), kept
-as exact fields of the ownership marker in its description:
-``Alert check cpu of mobu (managed-by=rubin-monitoring bucket=mobu check=cpu)``. Tasks made by
-release 0.1.0 wrote ``app=`` for the bucket; it is read as ``bucket=``.
+Task names are not unique in InfluxDB, so a task's identity is (scope, check), kept as exact
+fields of the ownership marker in its description. The scope is what the check watches:
+
+* an application bucket: ``Alert check cpu of mobu (managed-by=rubin-monitoring bucket=mobu
+  check=cpu)``; tasks made by release 0.1.0 wrote ``app=`` for the bucket, read the same way;
+* an environment (a cluster): ``... (managed-by=rubin-monitoring cluster=idfdev check=silent)``;
+* the fleet as a whole: ``... (managed-by=rubin-monitoring fleet=influxdb check=disk)``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .ownership import describe, parse_marker
 
 
-def task_description(bucket: str, check: str) -> str:
-    """The description of the toolkit's ``check`` task over ``bucket``."""
-    return describe(f"Alert check {check} of {bucket}", {"bucket": bucket, "check": check})
+class Scope(StrEnum):
+    """What a check task watches; the name of its marker field."""
+
+    BUCKET = "bucket"
+    CLUSTER = "cluster"
+    FLEET = "fleet"
 
 
-def task_identity(description: str | None) -> tuple[str, str] | None:
-    """(bucket, check) from a task description's marker, or None if it has none."""
+TaskIdentity = tuple[Scope, str, str]
+"""(scope kind, scope, check)."""
+
+
+def task_description(scope: str, check: str, kind: Scope = Scope.BUCKET) -> str:
+    """The description of the toolkit's ``check`` task over ``scope`` (a bucket by default)."""
+    return describe(f"Alert check {check} of {scope}", {kind.value: scope, "check": check})
+
+
+def task_identity(description: str | None) -> TaskIdentity | None:
+    """(kind, scope, check) from a task description's marker, or None if it has none."""
     fields = parse_marker(description)
-    if fields is None:
+    if fields is None or "check" not in fields:
         return None
-    bucket = fields.get("bucket", fields.get("app"))
-    check = fields.get("check")
-    if bucket is None or check is None:
+    if "app" in fields and "bucket" not in fields:
+        fields["bucket"] = fields.pop("app")
+    scopes = [kind for kind in Scope if kind.value in fields]
+    if len(scopes) != 1:
         return None
-    return (bucket, check)
+    return (scopes[0], fields[scopes[0].value], fields["check"])
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A check task the toolkit wants: ``check`` over the application bucket ``bucket``."""
+    """A check task the toolkit wants: ``check`` over ``scope`` (by default an application
+    bucket)."""
 
-    bucket: str
+    scope: str
     check: str
     name: str
     flux: str
     every_seconds: int
     offset_seconds: int
+    kind: Scope = Scope.BUCKET
 
     @property
-    def identity(self) -> tuple[str, str]:
-        """(bucket, check): what makes this task the same task on every run."""
-        return (self.bucket, self.check)
+    def identity(self) -> TaskIdentity:
+        """(kind, scope, check): what makes this task the same task on every run."""
+        return (self.kind, self.scope, self.check)
 
     @property
     def description(self) -> str:
         """The description with the ownership marker and identity fields."""
-        return task_description(self.bucket, self.check)
+        return task_description(self.scope, self.check, self.kind)
 
 
 @dataclass(frozen=True)
@@ -69,9 +88,9 @@ class ObservedTask:
     latest_completed: str | None = None
 
     @property
-    def identity(self) -> tuple[str, str] | None:
-        """(bucket, check) named by the task's marker, or None. Ownership needs the owner
-        too: see :meth:`owned_by`."""
+    def identity(self) -> TaskIdentity | None:
+        """(kind, scope, check) named by the task's marker, or None. Ownership needs the
+        owner too: see :meth:`owned_by`."""
         return task_identity(self.description)
 
     def owned_by(self, owner_id: str) -> bool:

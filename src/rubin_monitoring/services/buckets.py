@@ -24,6 +24,7 @@ from ..models.changes import (
     Report,
     Status,
 )
+from ..models.checks import HOST_BUCKET, PROBES_BUCKET
 from ..models.inventory import Inventory, InventoryProblem
 from ..storage.influxdb import InfluxDBStore
 from .reconcile import ObjectJob
@@ -35,13 +36,20 @@ BucketPlan = Plan[BucketSpec, ObservedBucket]
 
 def desired_buckets(inventory: Inventory, retention_seconds: int) -> list[BucketSpec]:
     """One bucket per application bucket name the inventory enables (with
-    ``retention_seconds``), then ``multiapp_`` and ``alerted_``."""
+    ``retention_seconds``), then ``multiapp_`` and ``alerted_`` (1h), and the fleet checks'
+    ``influxdb_`` and ``probes_`` (``retention_seconds``)."""
     specs = [
         BucketSpec(name, retention_seconds, f"Telegraf metrics of application {name}")
         for name in inventory.buckets
     ]
     specs.append(BucketSpec(ALERT_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, "Alert findings"))
     specs.append(BucketSpec(ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, "Alerts sent"))
+    specs.append(
+        BucketSpec(HOST_BUCKET, retention_seconds, "Metrics of the InfluxDB host (check disk)")
+    )
+    specs.append(
+        BucketSpec(PROBES_BUCKET, retention_seconds, "Site probes (checks site_down, tls_expiry)")
+    )
     return specs
 
 

@@ -19,6 +19,7 @@ that line) and names no organization (``from()``/``to()`` use the task's organiz
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from decimal import Decimal
 from functools import cache
 from importlib.resources import files
@@ -26,7 +27,15 @@ from importlib.resources import files
 import jinja2
 
 from ..durations import format_duration, parse_duration
-from ..models.checks import CHECK_NAMES, DEFAULT_SEVERITY, CheckSettings
+from ..models.checks import (
+    BUCKET_CHECKS,
+    CHECK_NAMES,
+    DEFAULT_SEVERITY,
+    FLEET_CHECKS,
+    HOST_BUCKET,
+    PROBES_BUCKET,
+    CheckSettings,
+)
 
 # Task offsets are parsed by Go's time.ParseDuration on create, which knows no days or weeks.
 _OFFSET_UNITS = "hms"
@@ -69,6 +78,47 @@ def _environment() -> jinja2.Environment:
     return environment
 
 
+def _render(
+    check: str, task_name: str, offset: str, settings: CheckSettings, **extra: object
+) -> str:
+    for what, value in (("task name", task_name),):
+        if not value.strip():
+            raise ValueError(f"{what} is empty")
+    parse_duration(offset, units=_OFFSET_UNITS, what="task offset")
+    window_seconds = parse_duration(settings.window)
+    grace_seconds = parse_duration(settings.pending_grace)
+    template = _environment().get_template(f"{check}.flux")
+    return template.render(
+        check=check,
+        severity=DEFAULT_SEVERITY[check],
+        task_name=task_name,
+        offset=offset,
+        every=settings.every,
+        window=settings.window,
+        window_seconds=window_seconds,
+        # not_running looks further back, so it can tell how long a container has been starting.
+        lookback=format_duration(window_seconds + grace_seconds),
+        pending_grace=settings.pending_grace,
+        grace_seconds=grace_seconds,
+        cpu_threshold=settings.cpu_threshold,
+        memory_threshold=settings.memory_threshold,
+        silent_after=settings.silent_after,
+        silent_seconds=parse_duration(settings.silent_after),
+        disk_threshold=settings.disk_threshold,
+        tls_expiry_warning=settings.tls_expiry_warning,
+        tls_expiry_seconds=parse_duration(settings.tls_expiry_warning),
+        host_bucket=HOST_BUCKET,
+        probes_bucket=PROBES_BUCKET,
+        **extra,
+    )
+
+
+def _check_names(check: str, allowed: Sequence[str], what: str) -> None:
+    if check not in allowed:
+        known = ", ".join(allowed) if check in CHECK_NAMES else ", ".join(CHECK_NAMES)
+        raise ValueError(f"unknown {what} check {check!r} (known: {known})")
+
+
 def render_check(
     check: str,
     *,
@@ -84,33 +134,47 @@ def render_check(
     a duration of hours, minutes and seconds. Raises :class:`ValueError` for an unknown check,
     an empty name or a bad offset.
     """
-    if check not in CHECK_NAMES:
-        raise ValueError(f"unknown check {check!r} (known: {', '.join(CHECK_NAMES)})")
-    for what, value in (
-        ("bucket", bucket),
-        ("task name", task_name),
-        ("alert bucket", alert_bucket),
-    ):
+    _check_names(check, BUCKET_CHECKS, "application")
+    for what, value in (("bucket", bucket), ("alert bucket", alert_bucket)):
         if not value.strip():
             raise ValueError(f"{what} is empty")
-    parse_duration(offset, units=_OFFSET_UNITS, what="task offset")
-    window_seconds = parse_duration(settings.window)
-    grace_seconds = parse_duration(settings.pending_grace)
-    template = _environment().get_template(f"{check}.flux")
-    return template.render(
-        check=check,
-        severity=DEFAULT_SEVERITY[check],
-        application=bucket,
-        task_name=task_name,
-        offset=offset,
-        every=settings.every,
-        window=settings.window,
-        window_seconds=window_seconds,
-        # not_running looks further back, so it can tell how long a container has been starting.
-        lookback=format_duration(window_seconds + grace_seconds),
-        pending_grace=settings.pending_grace,
-        grace_seconds=grace_seconds,
-        cpu_threshold=settings.cpu_threshold,
-        memory_threshold=settings.memory_threshold,
+    return _render(
+        check, task_name, offset, settings, application=bucket, alert_bucket=alert_bucket
+    )
+
+
+def render_silent_check(
+    *,
+    cluster: str,
+    buckets: Sequence[str],
+    task_name: str,
+    offset: str,
+    settings: CheckSettings,
+    alert_bucket: str = "multiapp_",
+) -> str:
+    """The Flux task script of ``silent`` for one environment: ``buckets`` are the buckets of
+    the applications the inventory enables there (at least one)."""
+    if not cluster.strip() or not buckets:
+        raise ValueError("a silent check needs an environment and at least one bucket")
+    return _render(
+        "silent",
+        task_name,
+        offset,
+        settings,
+        cluster=cluster,
+        buckets=list(buckets),
         alert_bucket=alert_bucket,
     )
+
+
+def render_fleet_check(
+    check: str,
+    *,
+    task_name: str,
+    offset: str,
+    settings: CheckSettings,
+    alert_bucket: str = "multiapp_",
+) -> str:
+    """The Flux task script of a fleet check (``disk``, ``site_down``, ``tls_expiry``)."""
+    _check_names(check, FLEET_CHECKS, "fleet")
+    return _render(check, task_name, offset, settings, alert_bucket=alert_bucket)

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from ..durations import parse_duration
 from ..models.changes import Action, Change, Plan, ReconcileOptions
-from ..models.checks import CheckSettings
-from ..models.tasks import ObservedTask, TaskSpec
+from ..models.checks import BUCKET_CHECKS, FLEET_CHECKS, CheckSettings
+from ..models.inventory import Inventory, bucket_name
+from ..models.tasks import ObservedTask, Scope, TaskIdentity, TaskSpec
 from ..storage.influxdb import InfluxDBStore
-from .checks import render_check
+from .checks import render_check, render_fleet_check, render_silent_check
 from .reconcile import ObjectJob
 
 KIND = "task"
@@ -28,29 +29,67 @@ _OPTION_TASK = re.compile(r"^\s*option\s+task\s*=\s*\{.*?\}\s*$", re.MULTILINE |
 TaskPlan = Plan[TaskSpec, ObservedTask]
 
 
-def task_name(bucket: str, check: str) -> str:
-    """The task's name, ``<bucket> <check>`` (names are for people; identity is in the marker)."""
-    return f"{bucket} {check}"
+FLEET_SCOPE = {"disk": "influxdb", "site_down": "sites", "tls_expiry": "sites"}
+"""The scope named in a fleet task's marker: what it watches."""
 
 
-def stagger_offset(bucket: str, check: str, every_seconds: int) -> int:
+def task_name(scope: str, check: str) -> str:
+    """The task's name, ``<scope> <check>`` (names are for people; identity is in the marker)."""
+    return f"{scope} {check}"
+
+
+def stagger_offset(scope: str, check: str, every_seconds: int) -> int:
     """A stable offset in [0, every): runs spread over the interval, and adding an
     application never moves the others' offsets."""
-    return zlib.crc32(f"{bucket}/{check}".encode()) % max(every_seconds, 1)
+    return zlib.crc32(f"{scope}/{check}".encode()) % max(every_seconds, 1)
 
 
-def desired_tasks(buckets: Sequence[str], settings: CheckSettings) -> list[TaskSpec]:
-    """One rendered task per (bucket, check in ``settings.checks``), in that order."""
+def desired_tasks(inventory: Inventory | Sequence[str], settings: CheckSettings) -> list[TaskSpec]:
+    """The rendered tasks of ``settings.checks``: one per (application bucket, bucket check),
+    one ``silent`` per environment that enables applications (from the inventory), one per
+    fleet check. ``inventory`` may be just the bucket names (no environments)."""
     every = parse_duration(settings.every)
+    buckets = inventory.buckets if isinstance(inventory, Inventory) else list(inventory)
     specs = []
+
+    def offset_of(scope: str, check: str) -> tuple[str, int]:
+        seconds = stagger_offset(scope, check, every)
+        return f"{seconds}s", seconds
+
     for bucket in buckets:
         for check in settings.checks:
-            offset = stagger_offset(bucket, check, every)
+            if check not in BUCKET_CHECKS:
+                continue
+            offset, seconds = offset_of(bucket, check)
             name = task_name(bucket, check)
             flux = render_check(
-                check, bucket=bucket, task_name=name, offset=f"{offset}s", settings=settings
+                check, bucket=bucket, task_name=name, offset=offset, settings=settings
             )
-            specs.append(TaskSpec(bucket, check, name, flux, every, offset))
+            specs.append(TaskSpec(bucket, check, name, flux, every, seconds))
+    if "silent" in settings.checks and isinstance(inventory, Inventory):
+        known = set(buckets)
+        for env in inventory.environments:
+            expected = sorted({bucket_name(app) for app in env.applications} & known)
+            if not expected:
+                continue
+            offset, seconds = offset_of(f"cluster:{env.name}", "silent")
+            name = task_name(env.name, "silent")
+            flux = render_silent_check(
+                cluster=env.name,
+                buckets=expected,
+                task_name=name,
+                offset=offset,
+                settings=settings,
+            )
+            specs.append(TaskSpec(env.name, "silent", name, flux, every, seconds, Scope.CLUSTER))
+    for check in settings.checks:
+        if check not in FLEET_CHECKS:
+            continue
+        scope = FLEET_SCOPE[check]
+        offset, seconds = offset_of(f"fleet:{scope}", check)
+        name = task_name(scope, check)
+        flux = render_fleet_check(check, task_name=name, offset=offset, settings=settings)
+        specs.append(TaskSpec(scope, check, name, flux, every, seconds, Scope.FLEET))
     return specs
 
 
@@ -129,7 +168,7 @@ def plan_tasks(
     """Create missing tasks, fix drifted ones in place (recreate with ``force``), delete
     duplicates of one identity, report undesired ones as orphans (deleted with ``prune``).
     Only tasks owned by ``owner_id`` with the marker are considered. Pure."""
-    by_identity: dict[tuple[str, str], list[ObservedTask]] = {}
+    by_identity: dict[TaskIdentity, list[ObservedTask]] = {}
     for task in observed:
         identity = task.identity
         if identity is not None and task.owned_by(owner_id):
@@ -151,9 +190,9 @@ def plan_tasks(
         for extra in duplicates:
             reason = f"duplicate of task {current.id}"
             plan.changes.append(Change(Action.DELETE, KIND, spec.name, reason, None, extra))
-    for (bucket, check), tasks in sorted(by_identity.items()):
+    for (_, scope, check), tasks in sorted(by_identity.items()):
         for task in tasks:
-            reason = f"owned, but check {check} of {bucket} is no longer desired"
+            reason = f"owned, but check {check} of {scope} is no longer desired"
             plan.orphan(KIND, task.name, reason, task, prune=prune)
     return plan
 

@@ -60,6 +60,7 @@ from ..config import ALERT_BUCKET, ALERTED_BUCKET
 from ..exceptions import ConfigError, RubinMonitoringError
 from ..models.buckets import ObservedBucket
 from ..models.changes import Action, Change, Note, NoteKind, Plan, ReconcileOptions, Report
+from ..models.checks import HOST_BUCKET, PROBES_BUCKET
 from ..models.tokens import (
     DEFAULT_BOT_USER,
     READ,
@@ -106,7 +107,7 @@ TokenPlan = Plan[TokenSpec, RoleTokens]
 
 def application_buckets(buckets: Iterable[ObservedBucket]) -> list[ObservedBucket]:
     """Owned buckets other than the toolkit's internal ones, by name."""
-    internal = {ALERT_BUCKET, ALERTED_BUCKET}
+    internal = {ALERT_BUCKET, ALERTED_BUCKET, HOST_BUCKET, PROBES_BUCKET}
     return sorted(
         (bucket for bucket in buckets if bucket.owned and bucket.name not in internal),
         key=lambda bucket: bucket.name,
