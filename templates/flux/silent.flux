@@ -13,7 +13,8 @@ from(bucket: {{ bucket|flux_string }})
             |> keep(columns: ["_time"])
             |> group()
             |> limit(n: 1)
-            |> map(fn: (r) => ({bucket: {{ bucket|flux_string }}}))
+            // The row must use r: a map() to constants alone yields no rows (Flux 0.196).
+            |> map(fn: (r) => ({_time: r._time, bucket: {{ bucket|flux_string }}}))
 {%- endmacro %}
 cluster = {{ cluster|flux_string }}
 silentText = {{ silent_after|flux_string }}
@@ -52,6 +53,7 @@ perApplication =
         |> map(
             fn: (r) =>
                 ({
+                    name: r.name,
                     cluster: cluster,
                     application: r.name,
                     subject: "bucket",
@@ -70,6 +72,7 @@ wholeCluster =
         |> map(
             fn: (r) =>
                 ({
+                    name: r.name,
                     cluster: cluster,
                     application: "all",
                     subject: "cluster",
