@@ -18,6 +18,7 @@ from .config import (
     COMMON,
     DRY_RUN,
     INFLUXDB,
+    INFLUXDB_TARGET,
     LEASE,
     NOTIFIER,
     RECONCILE,
@@ -33,7 +34,8 @@ from .logs import setup_logging
 from .models.changes import Report
 from .models.tokens import DEFAULT_BOT_USER, DEFAULT_SECRET_NAME, Role
 from .progress import progress_for
-from .render import Rendered, render
+from .render import Rendered, dumps, render
+from .services.probes import probe_config, probe_config_toml
 from .services.reconcile import ReconcilingJob, reconcile
 from .services.tokens import ROLE_NAMES, TokenReport
 from .storage.secret_manifest import (
@@ -223,6 +225,34 @@ def tokenmaker_command(
     return report.exit_code
 
 
+@click.command("probe-config")
+@click.option("--interval", default="1m", show_default=True, help="How often each site is probed.")
+@click.option("--timeout", default="10s", show_default=True, help="Time limit of one probe.")
+@click.option("--tls-ca", help="CA file the probes trust (default: the system's).")
+@job(INFLUXDB_TARGET, REPOSITORY)
+def probe_config_command(
+    settings: Settings, interval: str, timeout: str, tls_ca: str | None
+) -> int:
+    """Print the probe Telegraf's configuration: every environment's site and certificate,
+    for the checks site_down and tls_expiry (token from INFLUX_TOKEN, never in the file)."""
+    with Factory(settings) as factory:
+        inventory = factory.inventory()
+        influxdb = factory.influxdb
+    config = probe_config(
+        inventory,
+        influxdb_url=influxdb.url,
+        organization=influxdb.org,
+        interval=interval,
+        timeout=timeout,
+        tls_ca=tls_ca,
+    )
+    if settings.output == "json":
+        click.echo(dumps(config))
+    else:
+        click.echo(probe_config_toml(config), nl=False)
+    return 0
+
+
 @click.command("notifier")
 @job(INFLUXDB, NOTIFIER, DRY_RUN, LEASE)
 def notifier_command(settings: Settings) -> int:
@@ -246,6 +276,7 @@ for _command in (
     taskmaker_command,
     tokenmaker_command,
     notifier_command,
+    probe_config_command,
 ):
     cli.add_command(_command)
 
@@ -260,3 +291,4 @@ bucketmapper_main = bucketmapper_command.main
 taskmaker_main = taskmaker_command.main
 tokenmaker_main = tokenmaker_command.main
 notifier_main = notifier_command.main
+probe_config_main = probe_config_command.main

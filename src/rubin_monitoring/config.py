@@ -243,6 +243,8 @@ INFLUXDB = (
     ),
     _spec("http_timeout", "HTTP_TIMEOUT", parse_positive_int, "30", "Seconds per HTTP request."),
 )
+# Where generated Telegraf configurations write: URL and organization, no token.
+INFLUXDB_TARGET = (INFLUXDB[0], INFLUXDB[2])
 DRY_RUN = (_spec("dry_run", "DRY_RUN", parse_bool, "0", "Print the plan and change nothing."),)
 LEASE = (
     _spec(
@@ -495,7 +497,8 @@ def _group(values: Mapping[str, Any]) -> Settings:
     if values["influxdb_url"] is not None:
         influxdb = InfluxDBSettings(
             url=values["influxdb_url"],
-            token=values["influxdb_token"],
+            # Commands that only name InfluxDB (generated Telegraf files) take no token.
+            token=values["influxdb_token"] or "",
             org=values["influxdb_org"],
             http_timeout=values["http_timeout"],
         )
