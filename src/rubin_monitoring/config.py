@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,15 @@ from urllib.parse import urlparse
 from .durations import parse_duration, parse_retention
 from .exceptions import ConfigError
 from .models.changes import ReconcileOptions
-from .models.checks import CHECK_NAMES, DEFAULT_CHECKS, MAX_THRESHOLD, CheckSettings
+from .models.checks import (
+    BUCKET_CHECKS,
+    CHECK_NAMES,
+    DEFAULT_CHECKS,
+    MAX_THRESHOLD,
+    CheckSettings,
+    IgnoreRule,
+)
+from .models.inventory import bucket_name
 
 DEFAULT_PHALANX_REPO = "https://github.com/lsst-sqre/phalanx.git"
 ALERT_BUCKET = "multiapp_"
@@ -149,6 +158,39 @@ def parse_checks(text: str) -> tuple[str, ...]:
     if not names:
         raise ValueError(f"no checks given (choose from {', '.join(CHECK_NAMES)})")
     return tuple(names)
+
+
+_POD_GLOB = re.compile(r"^[a-z0-9*?][a-z0-9.*?-]*$")
+_APPLICATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def parse_ignore_rules(text: str) -> tuple[IgnoreRule, ...]:
+    """``IGNORE_PODS``: rules separated by commas or newlines, each
+    ``[<check>:][<application>/]<pod-name glob>``, e.g. ``not_running:nublado/prepull-*``
+    (``*`` any characters, ``?`` one). No check: every application check; no application:
+    every application."""
+    rules = []
+    for raw in re.split(r"[,\n]", text):
+        item = raw.strip()
+        if not item:
+            continue
+        check, _, rest = item.rpartition(":") if ":" in item else ("", "", item)
+        application, _, pattern = rest.rpartition("/") if "/" in rest else ("", "", rest)
+        if check and check not in BUCKET_CHECKS:
+            raise ValueError(
+                f"rule {item!r}: {check!r} is not an application check ({', '.join(BUCKET_CHECKS)})"
+            )
+        if application and not _APPLICATION.match(application):
+            raise ValueError(f"rule {item!r}: {application!r} is not an application name")
+        if not _POD_GLOB.match(pattern):
+            raise ValueError(
+                f"rule {item!r}: the pod pattern may use lowercase letters, digits, '-', '.', "
+                "'*' and '?'"
+            )
+        rules.append(
+            IgnoreRule(pattern, check or None, bucket_name(application) if application else None)
+        )
+    return tuple(rules)
 
 
 def parse_nonempty(text: str) -> str:
@@ -353,6 +395,14 @@ TASKS = (
         "How long a container may be Pending or ContainerCreating before it is reported.",
     ),
     _spec(
+        "ignore_pods",
+        "IGNORE_PODS",
+        parse_ignore_rules,
+        "",
+        "Pods that never alert: [check:][application/]pod-glob, comma-separated "
+        "(e.g. not_running:nublado/prepull-*).",
+    ),
+    _spec(
         "silent_after",
         "SILENT_AFTER",
         parse_interval,
@@ -531,6 +581,7 @@ def _group(values: Mapping[str, Any]) -> Settings:
             silent_after=values["silent_after"],
             disk_threshold=values["disk_threshold"],
             tls_expiry_warning=values["tls_expiry_warning"],
+            ignore=values["ignore_pods"],
         ),
         notifier=NotifierSettings(
             webhook_url=values["slack_webhook_url"],

@@ -54,6 +54,29 @@ def check_scope(check: str) -> Scope:
 
 
 @dataclass(frozen=True)
+class IgnoreRule:
+    """Pods one check (or every application check, ``check`` None) never reports, in one
+    application's bucket (or in every one, ``bucket`` None): a pod-name glob (``*``, ``?``)."""
+
+    pattern: str
+    check: str | None = None
+    bucket: str | None = None
+
+    def applies(self, check: str, bucket: str) -> bool:
+        """Whether the rule concerns ``check`` over ``bucket``."""
+        return self.check in (None, check) and self.bucket in (None, bucket)
+
+    @property
+    def regex(self) -> str:
+        """The glob as an anchored regular expression (Flux regex literal body)."""
+        body = "".join(
+            ".*" if char == "*" else "." if char == "?" else "\\." if char == "." else char
+            for char in self.pattern
+        )
+        return f"^{body}$"
+
+
+@dataclass(frozen=True)
 class CheckSettings:
     """Which checks run and how; validated once, by :mod:`rubin_monitoring.config`."""
 
@@ -74,3 +97,9 @@ class CheckSettings:
     """Percent of the InfluxDB host's disk in use above which ``disk`` alerts."""
     tls_expiry_warning: str = "30d"
     """How long before a site's certificate expires ``tls_expiry`` alerts."""
+    ignore: tuple[IgnoreRule, ...] = ()
+    """Pods that never alert (``IGNORE_PODS``)."""
+
+    def ignored_pods(self, check: str, bucket: str) -> list[str]:
+        """The regular expressions of the pod names ``check`` over ``bucket`` ignores."""
+        return [rule.regex for rule in self.ignore if rule.applies(check, bucket)]

@@ -139,7 +139,13 @@ def render_check(
         if not value.strip():
             raise ValueError(f"{what} is empty")
     return _render(
-        check, task_name, offset, settings, application=bucket, alert_bucket=alert_bucket
+        check,
+        task_name,
+        offset,
+        settings,
+        application=bucket,
+        alert_bucket=alert_bucket,
+        ignored_pods=settings.ignored_pods(check, bucket),
     )
 
 
