@@ -34,8 +34,17 @@ oneDecimal = (v) => string(v: float(v: int(v: v * 10.0 + 0.5)) / 10.0)
 // findings: one row per problem with the columns cluster, namespace, pod_name, container_name,
 // message (string) and value (float).
 {% block findings %}{% endblock %}
+{% if ignored_pods %}
+
+// Pods this check never reports here (IGNORE_PODS).
+ignored = (r) =>
+    exists r.pod_name and ({% for pattern in ignored_pods %}r.pod_name =~ /{{ pattern }}/{{ " or " if not loop.last }}{% endfor %})
+{% endif %}
 
 findings
+{% if ignored_pods %}
+    |> filter(fn: (r) => not ignored(r))
+{% endif %}
     |> map(
         fn: (r) => {
             cluster = orUnknown(v: r.cluster)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rubin_monitoring.config import parse_ignore_rules
 from rubin_monitoring.models.checks import CheckSettings
 from rubin_monitoring.services.checks import render_check
 from rubin_monitoring.testing.flux import (
@@ -460,3 +461,18 @@ def test_missing_cluster_tag_is_reported_as_unknown(org: InfluxOrg, scenario: Sc
     assert alert.cluster == "unknown"
     assert alert.dedup_key == f"restarts/unknown/{APPLICATION}/{NAMESPACE}/web-1/web"
     assert alert.message.endswith("on cluster unknown restarted 1 time in the last 10m.")
+
+
+def test_ignored_pods_never_alert_and_the_others_still_do(
+    org: InfluxOrg, scenario: Scenario
+) -> None:
+    """IGNORE_PODS (issue 10): e.g. nublado's image pre-pull pods, which the reference tool
+    hard-coded; a rule for another check or application changes nothing here."""
+    for pod in ("prepull-abc12", "prepull-xyz34", "hub-0"):
+        scenario.inventory(pod, "c", every(540, 300), {"restarts_total": 1, "state_code": 0})
+        scenario.inventory(pod, "c", every(270, 30), {"restarts_total": 4, "state_code": 0})
+    rules = parse_ignore_rules(
+        f"restarts:{APPLICATION}/prepull-*, cpu:{APPLICATION}/hub-*, restarts:other/hub-?"
+    )
+    (run,) = run_check(org, "restarts", scenario, params=CheckSettings(ignore=rules))
+    assert [alert.dedup_key.split("/")[4] for alert in alerts_of(org, run)] == ["hub-0"]

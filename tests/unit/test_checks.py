@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from rubin_monitoring.config import TASKS, load_settings, parse_checks
+from rubin_monitoring.config import TASKS, load_settings, parse_checks, parse_ignore_rules
 from rubin_monitoring.durations import parse_duration
 from rubin_monitoring.exceptions import ConfigError
 from rubin_monitoring.models.checks import (
@@ -295,3 +295,15 @@ def test_fleet_thresholds_are_rendered() -> None:
     tls = render_fleet_check("tls_expiry", task_name="t", offset="0s", settings=settings)
     assert "warningSeconds = 604800\n" in tls and 'from(bucket: "probes_")' in tls
     assert "range(start: -20m)" in tls
+
+
+def test_ignored_pods_are_rendered_only_for_their_check_and_application() -> None:
+    rules = parse_ignore_rules("not_running:mobu-x/prepull-*, mobu-x/a.b, cpu:other/x")
+    settings = CheckSettings(ignore=rules)
+    script = render("not_running", settings=settings)
+    assert "r.pod_name =~ /^prepull-.*$/ or r.pod_name =~ /^a\\.b$/" in script
+    assert "|> filter(fn: (r) => not ignored(r))" in script
+    assert "ignored" not in render("not_running")
+    assert "prepull" not in render("restarts", settings=settings)
+    cpu = render("cpu", settings=settings)  # only the rule without a check; cpu's is for "other"
+    assert "r.pod_name =~ /^a\\.b$/)" in cpu and "prepull" not in cpu and "/^x$/" not in cpu
