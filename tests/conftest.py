@@ -6,12 +6,12 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 from support.kubeapi import KubeAPI, KubeUnavailable, kube_api_server
+from support.orgs import OrgUnderTest
 from support.telegraf import TelegrafUnavailable, require_telegraf
 
 from rubin_monitoring.testing.influxd import (
@@ -46,29 +46,6 @@ def influxdb() -> Iterator[InfluxServer]:
         if os.environ.get("RUBIN_MONITORING_REQUIRE_INFLUXDB") == "1":
             pytest.fail(f"InfluxDB required but unavailable: {reason}", pytrace=False)
         pytest.skip(f"InfluxDB unavailable: {reason}")
-
-
-@dataclass(frozen=True)
-class OrgUnderTest:
-    server: InfluxServer
-    name: str
-    id: str
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def token(self) -> str:
-        return self.server.token
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return {
-            "INFLUXDB_URL": self.url,
-            "INFLUXDB_TOKEN": self.token,
-            "INFLUXDB_ORG": self.name,
-            **extra,
-        }
 
 
 @pytest.fixture

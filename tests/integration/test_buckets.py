@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from support.cli import Run, run_cli
+from support.orgs import OrgUnderTest
 
 from rubin_monitoring.testing.flux import create_bucket
 from rubin_monitoring.testing.phalanx import PhalanxRepo
@@ -25,30 +27,30 @@ EXPECTED_BUCKETS = {
 }
 
 
-def api(org: Any) -> httpx.Client:
+def api(org: OrgUnderTest) -> httpx.Client:
     return httpx.Client(
         base_url=org.url, headers={"Authorization": f"Token {org.token}"}, timeout=30
     )
 
 
-def buckets(org: Any) -> dict[str, dict[str, Any]]:
+def buckets(org: OrgUnderTest) -> dict[str, dict[str, Any]]:
     with api(org) as client:
         body = client.get("/api/v2/buckets", params={"orgID": org.id, "limit": 100}).json()
     return {b["name"]: b for b in body["buckets"] if b["type"] == "user"}
 
 
-def dbrps(org: Any) -> list[dict[str, Any]]:
+def dbrps(org: OrgUnderTest) -> list[dict[str, Any]]:
     with api(org) as client:
         body = client.get("/api/v2/dbrps", params={"orgID": org.id}).json()
     return [m for m in body["content"] if not m["virtual"]]
 
 
-def make_unowned_bucket(org: Any, name: str) -> str:
+def make_unowned_bucket(org: OrgUnderTest, name: str) -> str:
     """A bucket made by hand: no ownership marker, infinite retention."""
     return create_bucket(org, name, retention_seconds=0)
 
 
-def reconcile(org: Any, repo: PhalanxRepo, *flags: str, **env: str) -> tuple[Run, Run]:
+def reconcile(org: OrgUnderTest, repo: PhalanxRepo, *flags: str, **env: str) -> tuple[Run, Run]:
     settings = org.env(PHALANX_REPO=repo.url, **env)
     made = run_cli(["bucketmaker", "--output", "json", *flags], settings)
     mapped = run_cli(["bucketmapper", "--output", "json", *flags], settings)
@@ -61,7 +63,9 @@ def repo(phalanx: PhalanxRepo) -> PhalanxRepo:
     return phalanx
 
 
-def test_first_run_creates_exactly_the_buckets_and_mappings(org: Any, repo: PhalanxRepo) -> None:
+def test_first_run_creates_exactly_the_buckets_and_mappings(
+    org: OrgUnderTest, repo: PhalanxRepo
+) -> None:
     made, mapped = reconcile(org, repo)
     assert made.exit_code == 0, made.stderr
     assert mapped.exit_code == 0, mapped.stderr
@@ -87,7 +91,7 @@ def test_first_run_creates_exactly_the_buckets_and_mappings(org: Any, repo: Phal
     assert mapped.json()["summary"]["create"] == len(EXPECTED_BUCKETS)
 
 
-def test_second_run_changes_nothing(org: Any, repo: PhalanxRepo) -> None:
+def test_second_run_changes_nothing(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     reconcile(org, repo)
     before = {name: b["id"] for name, b in buckets(org).items()}
     made, mapped = reconcile(org, repo)
@@ -98,7 +102,7 @@ def test_second_run_changes_nothing(org: Any, repo: PhalanxRepo) -> None:
     assert {name: b["id"] for name, b in buckets(org).items()} == before
 
 
-def test_new_app_gets_one_bucket_and_one_mapping(org: Any, repo: PhalanxRepo) -> None:
+def test_new_app_gets_one_bucket_and_one_mapping(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     reconcile(org, repo)
     repo.set_apps({**APPS, "new-app": True}, ENVS, "enable new-app")
     made, mapped = reconcile(org, repo)
@@ -112,7 +116,9 @@ def test_new_app_gets_one_bucket_and_one_mapping(org: Any, repo: PhalanxRepo) ->
     assert sum(m["database"] == "new_app" for m in dbrps(org)) == 1
 
 
-def test_disabled_app_is_an_orphan_and_kept_until_prune(org: Any, repo: PhalanxRepo) -> None:
+def test_disabled_app_is_an_orphan_and_kept_until_prune(
+    org: OrgUnderTest, repo: PhalanxRepo
+) -> None:
     reconcile(org, repo)
     unowned = make_unowned_bucket(org, "hand-made")
     repo.set_apps({**APPS, "gafaelfawr": False}, ENVS, "disable gafaelfawr")
@@ -138,7 +144,7 @@ def test_disabled_app_is_an_orphan_and_kept_until_prune(org: Any, repo: PhalanxR
 
 
 def test_force_reapplies_owned_buckets_in_place_and_leaves_unowned_alone(
-    org: Any, repo: PhalanxRepo
+    org: OrgUnderTest, repo: PhalanxRepo
 ) -> None:
     unowned_similar = make_unowned_bucket(org, "argocd-backup")
     unowned_same = make_unowned_bucket(org, "sasquatch")
@@ -166,7 +172,7 @@ def test_force_reapplies_owned_buckets_in_place_and_leaves_unowned_alone(
 
 
 def test_recreate_buckets_restores_every_mapping_and_says_which_tokens_to_rotate(
-    org: Any, repo: PhalanxRepo
+    org: OrgUnderTest, repo: PhalanxRepo
 ) -> None:
     reconcile(org, repo)
     argocd = buckets(org)["argocd"]["id"]
@@ -198,7 +204,7 @@ def test_recreate_buckets_restores_every_mapping_and_says_which_tokens_to_rotate
     assert all(by_db[name]["bucketID"] == after[name]["id"] for name in EXPECTED_BUCKETS)
 
 
-def test_dry_run_changes_nothing(org: Any, repo: PhalanxRepo) -> None:
+def test_dry_run_changes_nothing(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     made, mapped = reconcile(org, repo, DRY_RUN="1")
     assert made.exit_code == 0
     assert made.json()["dry_run"] is True
@@ -209,7 +215,7 @@ def test_dry_run_changes_nothing(org: Any, repo: PhalanxRepo) -> None:
     assert mapped.exit_code == 0 and mapped.changes == []  # no owned bucket exists yet
 
 
-def test_retention_change_updates_in_place(org: Any, repo: PhalanxRepo) -> None:
+def test_retention_change_updates_in_place(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     reconcile(org, repo)
     before = buckets(org)
     made, mapped = reconcile(org, repo, BUCKET_RETENTION="30d")
@@ -223,7 +229,9 @@ def test_retention_change_updates_in_place(org: Any, repo: PhalanxRepo) -> None:
     assert mapped.exit_code == 0
 
 
-def test_invalid_app_name_is_reported_and_the_rest_proceed(org: Any, phalanx: PhalanxRepo) -> None:
+def test_invalid_app_name_is_reported_and_the_rest_proceed(
+    org: OrgUnderTest, phalanx: PhalanxRepo
+) -> None:
     phalanx.set_apps({"good": True, "-bad": True}, {"dev": {}})
     made = run_cli(["bucketmaker", "--output", "json"], org.env(PHALANX_REPO=phalanx.url))
     assert made.exit_code == 1
@@ -241,7 +249,9 @@ def one_error_line(run: Run) -> str:
     return lines[0]
 
 
-def test_bad_yaml_names_file_and_line_and_changes_nothing(org: Any, phalanx: PhalanxRepo) -> None:
+def test_bad_yaml_names_file_and_line_and_changes_nothing(
+    org: OrgUnderTest, phalanx: PhalanxRepo
+) -> None:
     phalanx.set_apps({"argocd": True}, {"dev": {}})
     phalanx.write("environments/values-dev.yaml", "name: dev\napplications:\n  argocd: [true\n")
     phalanx.commit("broken")
@@ -253,7 +263,7 @@ def test_bad_yaml_names_file_and_line_and_changes_nothing(org: Any, phalanx: Pha
     assert buckets(org) == {}
 
 
-def test_missing_repository(org: Any, tmp_path: Any) -> None:
+def test_missing_repository(org: OrgUnderTest, tmp_path: Path) -> None:
     missing = (tmp_path / "nowhere").as_uri()
     run = run_cli(["bucketmaker"], org.env(PHALANX_REPO=missing))
     assert run.exit_code == 2
@@ -261,7 +271,7 @@ def test_missing_repository(org: Any, tmp_path: Any) -> None:
     assert buckets(org) == {}
 
 
-def test_wrong_ref(org: Any, repo: PhalanxRepo) -> None:
+def test_wrong_ref(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     run = run_cli(["bucketmaker"], org.env(PHALANX_REPO=repo.url, PHALANX_REF="no-such-branch"))
     assert run.exit_code == 2
     assert one_error_line(run) == (
@@ -269,7 +279,7 @@ def test_wrong_ref(org: Any, repo: PhalanxRepo) -> None:
     )
 
 
-def test_ref_selects_the_branch(org: Any, repo: PhalanxRepo) -> None:
+def test_ref_selects_the_branch(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     repo.repo.git.checkout("-b", "next")
     repo.set_apps({**APPS, "only-on-next": True}, ENVS)
     repo.repo.git.checkout("main")
@@ -280,7 +290,7 @@ def test_ref_selects_the_branch(org: Any, repo: PhalanxRepo) -> None:
     assert "only-on-next" in run.json()["applications"]
 
 
-def test_wrong_token_exits_3(org: Any, repo: PhalanxRepo) -> None:
+def test_wrong_token_exits_3(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     env = org.env(PHALANX_REPO=repo.url)
     env["INFLUXDB_TOKEN"] = "not-a-real-token"
     run = run_cli(["bucketmaker"], env)
@@ -289,7 +299,7 @@ def test_wrong_token_exits_3(org: Any, repo: PhalanxRepo) -> None:
     assert "401" in line and "token was refused" in line
 
 
-def test_read_only_token_exits_3_and_changes_nothing(org: Any, repo: PhalanxRepo) -> None:
+def test_read_only_token_exits_3_and_changes_nothing(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     permissions = [
         {"action": "read", "resource": {"type": t, "orgID": org.id}} for t in ("buckets", "dbrp")
     ]
@@ -329,7 +339,7 @@ def test_unreachable_influxdb_exits_3(repo: PhalanxRepo) -> None:
     assert "cannot reach InfluxDB" in one_error_line(run)
 
 
-def test_unknown_org_exits_2(org: Any, repo: PhalanxRepo) -> None:
+def test_unknown_org_exits_2(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     env = org.env(PHALANX_REPO=repo.url)
     env["INFLUXDB_ORG"] = "no-such-org"
     run = run_cli(["bucketmapper"], env)

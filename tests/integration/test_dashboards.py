@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import yaml
+from support.orgs import OrgUnderTest
 
 from rubin_monitoring.testing.flux import create_bucket
 
@@ -17,7 +17,7 @@ DASHBOARDS = sorted((Path(__file__).resolve().parents[2] / "dashboards").glob("*
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
-def test_dashboard_applies_and_its_queries_run(org: Any, path: Path) -> None:
+def test_dashboard_applies_and_its_queries_run(org: OrgUnderTest, path: Path) -> None:
     headers = {"Authorization": f"Token {org.token}"}
     for bucket in ("multiapp_", "alerted_"):
         create_bucket(org, bucket)

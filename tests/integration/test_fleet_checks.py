@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
+from support.orgs import OrgUnderTest
 
 from rubin_monitoring.models.checks import HOST_BUCKET, PROBES_BUCKET, CheckSettings
 from rubin_monitoring.models.inventory import Environment, Inventory
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 ALERT_TAGS = {"check", "application", "cluster", "severity", "dedup_key"}
 
 
-def run_checks(org: Any, inventory: Inventory, checks: str) -> list[Alert]:
+def run_checks(org: OrgUnderTest, inventory: Inventory, checks: str) -> list[Alert]:
     """Create the tasks taskmaker would render for ``inventory`` and ``checks`` (non-bucket
     scopes only), force one run of each, and read back what they wrote."""
     create_bucket(org, "multiapp_")
@@ -71,7 +71,7 @@ def fleet(*environments: tuple[str, Sequence[str]]) -> Inventory:
 
 
 def test_an_application_enabled_in_two_environments_reporting_from_one_is_one_finding(
-    org: Any,
+    org: OrgUnderTest,
 ) -> None:
     inventory = fleet(("idfdev", ["mobu", "nublado"]), ("summit", ["mobu", "sasquatch"]))
     for bucket in ("mobu", "nublado", "sasquatch"):
@@ -92,7 +92,7 @@ def test_an_application_enabled_in_two_environments_reporting_from_one_is_one_fi
     assert alert.value == 900.0
 
 
-def test_a_whole_silent_environment_is_one_finding_for_the_cluster(org: Any) -> None:
+def test_a_whole_silent_environment_is_one_finding_for_the_cluster(org: OrgUnderTest) -> None:
     inventory = fleet(("idfdev", ["mobu", "nublado", "times-square"]), ("summit", ["mobu"]))
     for bucket in ("mobu", "nublado", "times_square"):
         create_bucket(org, bucket)
@@ -106,7 +106,7 @@ def test_a_whole_silent_environment_is_one_finding_for_the_cluster(org: Any) -> 
     )
 
 
-def test_silent_is_quiet_when_every_enabled_application_reports(org: Any) -> None:
+def test_silent_is_quiet_when_every_enabled_application_reports(org: OrgUnderTest) -> None:
     inventory = fleet(("idfdev", ["mobu", "times-square"]), ("summit", ["mobu"]))
     for bucket in ("mobu", "times_square"):
         create_bucket(org, bucket)
@@ -129,7 +129,7 @@ def disk(path: str, used: float, seconds_ago: float = 30, host: str = "influxdb-
     )
 
 
-def test_disk_fires_above_the_threshold_on_the_latest_point(org: Any) -> None:
+def test_disk_fires_above_the_threshold_on_the_latest_point(org: OrgUnderTest) -> None:
     create_bucket(org, HOST_BUCKET)
     write_lines(
         org,
@@ -147,7 +147,7 @@ def test_disk_fires_above_the_threshold_on_the_latest_point(org: Any) -> None:
     assert alert.value == pytest.approx(91.34)
 
 
-def test_disk_is_quiet_below_the_threshold(org: Any) -> None:
+def test_disk_is_quiet_below_the_threshold(org: OrgUnderTest) -> None:
     create_bucket(org, HOST_BUCKET)
     write_lines(org, HOST_BUCKET, [disk("/", 84.9), disk("/data", 12.0)])
     assert run_checks(org, NO_APPS, "disk") == []
@@ -165,7 +165,7 @@ def probe(server: str, cluster: str, result: str, code: int, status: str = "") -
     return line_protocol("http_response", tags, fields, ago(20))
 
 
-def test_site_down_fires_for_no_answer_and_for_an_error_status(org: Any) -> None:
+def test_site_down_fires_for_no_answer_and_for_an_error_status(org: OrgUnderTest) -> None:
     create_bucket(org, PROBES_BUCKET)
     write_lines(
         org,
@@ -186,7 +186,7 @@ def test_site_down_fires_for_no_answer_and_for_an_error_status(org: Any) -> None
     assert alerts["usdf"].value == 503.0 and alerts["summit"].severity == "critical"
 
 
-def test_site_down_is_quiet_when_every_site_answers(org: Any) -> None:
+def test_site_down_is_quiet_when_every_site_answers(org: OrgUnderTest) -> None:
     create_bucket(org, PROBES_BUCKET)
     write_lines(
         org,
@@ -208,7 +208,7 @@ def certificate(source: str, cluster: str, days_left: float, name: str = "site")
     )
 
 
-def test_tls_expiry_fires_within_the_warning_and_after_expiry(org: Any) -> None:
+def test_tls_expiry_fires_within_the_warning_and_after_expiry(org: OrgUnderTest) -> None:
     create_bucket(org, PROBES_BUCKET)
     write_lines(
         org,
@@ -228,7 +228,7 @@ def test_tls_expiry_fires_within_the_warning_and_after_expiry(org: Any) -> None:
     assert alerts["summit"].value == pytest.approx(5.5)
 
 
-def test_tls_expiry_is_quiet_for_certificates_far_from_expiry(org: Any) -> None:
+def test_tls_expiry_is_quiet_for_certificates_far_from_expiry(org: OrgUnderTest) -> None:
     create_bucket(org, PROBES_BUCKET)
     write_lines(org, PROBES_BUCKET, [certificate("https://a.example:443", "idfdev", 31)])
     assert run_checks(org, NO_APPS, "tls_expiry") == []

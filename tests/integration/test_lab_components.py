@@ -7,11 +7,11 @@ import ssl
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from support.kubeapi import KubeAPI
+from support.orgs import OrgUnderTest
 from support.telegraf import run_telegraf_once, telegraf_agent
 
 from rubin_monitoring.testing.flux import create_bucket, field_types, pod_container_line, query_rows
@@ -36,7 +36,7 @@ TELEGRAF_CONFIG = """
 """
 
 
-def telegraf_env(org: Any, bucket: str, points: Path) -> dict[str, str]:
+def telegraf_env(org: OrgUnderTest, bucket: str, points: Path) -> dict[str, str]:
     return {
         "POINTS_FILE": str(points),
         "INFLUX_URL": org.url,
@@ -46,7 +46,7 @@ def telegraf_env(org: Any, bucket: str, points: Path) -> dict[str, str]:
     }
 
 
-def container_rows(org: Any, bucket: str) -> list[dict[str, str]]:
+def container_rows(org: OrgUnderTest, bucket: str) -> list[dict[str, str]]:
     return query_rows(
         org,
         f'from(bucket: "{bucket}") |> range(start: -1h)'
@@ -57,7 +57,7 @@ def container_rows(org: Any, bucket: str) -> list[dict[str, str]]:
 
 
 def test_telegraf_once_writes_file_points_into_influxdb(
-    telegraf_bin: Path, org: Any, tmp_path: Path
+    telegraf_bin: Path, org: OrgUnderTest, tmp_path: Path
 ) -> None:
     create_bucket(org, "telegraf")
     points = tmp_path / "points.lp"
@@ -98,7 +98,7 @@ def test_telegraf_once_writes_file_points_into_influxdb(
 
 
 def test_telegraf_agent_keeps_writing_until_stopped(
-    telegraf_bin: Path, org: Any, tmp_path: Path
+    telegraf_bin: Path, org: OrgUnderTest, tmp_path: Path
 ) -> None:
     create_bucket(org, "telegraf")
     points = tmp_path / "points.lp"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import OrgUnderTest
+from support.orgs import OrgUnderTest
 
 from rubin_monitoring.cli import notifier_command
 from rubin_monitoring.models.checks import CheckSettings

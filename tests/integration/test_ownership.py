@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from support.cli import Run, run_cli
+from support.orgs import OrgUnderTest
 
 from rubin_monitoring.testing.flux import create_bucket, query_rows, write_lines
 from rubin_monitoring.testing.phalanx import PhalanxRepo
@@ -20,24 +21,24 @@ from(bucket: "gafaelfawr") |> range(start: -1h) |> yield(name: "mine")
 """
 
 
-def api(org: Any, token: str | None = None) -> httpx.Client:
+def api(org: OrgUnderTest, token: str | None = None) -> httpx.Client:
     headers = {"Authorization": f"Token {token or org.token}"}
     return httpx.Client(base_url=org.url, headers=headers, timeout=30)
 
 
-def tasks(org: Any) -> dict[str, dict[str, Any]]:
+def tasks(org: OrgUnderTest) -> dict[str, dict[str, Any]]:
     with api(org) as client:
         body = client.get("/api/v2/tasks", params={"orgID": org.id, "limit": 500}).json()
     return {task["id"]: task for task in body["tasks"]}
 
 
-def authorizations(org: Any) -> dict[str, dict[str, Any]]:
+def authorizations(org: OrgUnderTest) -> dict[str, dict[str, Any]]:
     with api(org) as client:
         body = client.get("/api/v2/authorizations", params={"orgID": org.id}).json()
     return {auth["id"]: auth for auth in body["authorizations"]}
 
 
-def setup_fleet(org: Any, repo: PhalanxRepo) -> dict[str, str]:
+def setup_fleet(org: OrgUnderTest, repo: PhalanxRepo) -> dict[str, str]:
     """bucketmaker, then tokenmaker: the tokens, by role."""
     env = org.env(PHALANX_REPO=repo.url)
     assert run_cli(["bucketmaker"], env).exit_code == 0
@@ -47,7 +48,7 @@ def setup_fleet(org: Any, repo: PhalanxRepo) -> dict[str, str]:
     return tokens
 
 
-def taskmaker(org: Any, repo: PhalanxRepo, token: str, *flags: str, **env: str) -> Run:
+def taskmaker(org: OrgUnderTest, repo: PhalanxRepo, token: str, *flags: str, **env: str) -> Run:
     settings = org.env(PHALANX_REPO=repo.url, **env)
     settings["INFLUXDB_TOKEN"] = token
     return run_cli(["taskmaker", "--output", "json", *flags], settings, secrets=[token])
@@ -59,7 +60,7 @@ def repo(phalanx: PhalanxRepo) -> PhalanxRepo:
     return phalanx
 
 
-def hand_made_task(org: Any, description: str) -> dict[str, Any]:
+def hand_made_task(org: OrgUnderTest, description: str) -> dict[str, Any]:
     """A person's task (the operator's user, not the bot), inactive, described as given."""
     body = {
         "orgID": org.id,
@@ -87,7 +88,7 @@ def hand_made_task(org: Any, description: str) -> dict[str, Any]:
     ],
 )
 def test_a_hand_made_task_with_the_toolkits_description_is_left_alone(
-    org: Any, repo: PhalanxRepo, description: str
+    org: OrgUnderTest, repo: PhalanxRepo, description: str
 ) -> None:
     tokens = setup_fleet(org, repo)
     before_first_run = hand_made_task(org, description)  # made before the toolkit's tasks
@@ -115,7 +116,7 @@ def test_a_hand_made_task_with_the_toolkits_description_is_left_alone(
 
 
 def test_prune_never_deletes_a_bucket_whose_description_merely_mentions_the_marker(
-    org: Any, repo: PhalanxRepo
+    org: OrgUnderTest, repo: PhalanxRepo
 ) -> None:
     for name, description in (
         ("gafaelfawr-archive", "NOT managed-by=rubin-monitoring"),
@@ -135,7 +136,9 @@ def test_prune_never_deletes_a_bucket_whose_description_merely_mentions_the_mark
         assert len(rows) == 1, f"bucket {name} or its data is gone"
 
 
-def test_prune_never_deletes_the_real_token_for_a_look_alike(org: Any, repo: PhalanxRepo) -> None:
+def test_prune_never_deletes_the_real_token_for_a_look_alike(
+    org: OrgUnderTest, repo: PhalanxRepo
+) -> None:
     setup_fleet(org, repo)
     # The org is new: every token in it now is one tokenmaker made (values are hashed on 2.10).
     real = set(authorizations(org))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.orgs import OrgUnderTest
 from support.telegraf import run_telegraf_once
 
 from rubin_monitoring.models.checks import PROBES_BUCKET, CheckSettings
@@ -86,7 +87,7 @@ def https_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 def test_probe_config_drives_site_down_and_tls_expiry(
-    telegraf_bin: Path, org: Any, https_site: tuple[str, Path]
+    telegraf_bin: Path, org: OrgUnderTest, https_site: tuple[str, Path]
 ) -> None:
     site, ca = https_site
     closed = f"127.0.0.1:{free_port()}"

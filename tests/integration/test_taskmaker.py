@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from support.cli import Run, run_cli
+from support.orgs import OrgUnderTest
 
 from rubin_monitoring.testing.phalanx import PhalanxRepo
 
@@ -17,19 +18,19 @@ CHECKS = ("restarts", "not_running", "cpu")
 APPS = {"argocd": True, "mobu-x": True, "nublado": False}
 
 
-def api(org: Any) -> httpx.Client:
+def api(org: OrgUnderTest) -> httpx.Client:
     return httpx.Client(
         base_url=org.url, headers={"Authorization": f"Token {org.token}"}, timeout=30
     )
 
 
-def tasks(org: Any) -> list[dict[str, Any]]:
+def tasks(org: OrgUnderTest) -> list[dict[str, Any]]:
     with api(org) as client:
         body = client.get("/api/v2/tasks", params={"orgID": org.id, "limit": 500}).json()
     return list(body["tasks"])
 
 
-def owned(org: Any) -> dict[str, dict[str, Any]]:
+def owned(org: OrgUnderTest) -> dict[str, dict[str, Any]]:
     return {
         t["name"]: t
         for t in tasks(org)
@@ -37,7 +38,7 @@ def owned(org: Any) -> dict[str, dict[str, Any]]:
     }
 
 
-def taskmaker(org: Any, repo: PhalanxRepo, *flags: str, **env: str) -> Run:
+def taskmaker(org: OrgUnderTest, repo: PhalanxRepo, *flags: str, **env: str) -> Run:
     """taskmaker with the application checks of CHECKS (unless ``CHECKS`` is given)."""
     settings = org.env(PHALANX_REPO=repo.url, **{"CHECKS": ",".join(CHECKS), **env})
     return run_cli(["taskmaker", "--output", "json", *flags], settings)
@@ -53,7 +54,7 @@ EXPECTED = {f"{app} {check}" for app in ("argocd", "mobu_x", "nublado") for chec
 
 
 def test_first_run_creates_one_task_per_app_and_check_then_converges(
-    org: Any, repo: PhalanxRepo
+    org: OrgUnderTest, repo: PhalanxRepo
 ) -> None:
     first = taskmaker(org, repo)
     assert first.exit_code == 0, first.stderr
@@ -77,7 +78,7 @@ def test_first_run_creates_one_task_per_app_and_check_then_converges(
     assert second.json()["summary"]["unchanged"] == len(EXPECTED)
 
 
-def test_hand_edited_task_is_restored_in_place(org: Any, repo: PhalanxRepo) -> None:
+def test_hand_edited_task_is_restored_in_place(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     taskmaker(org, repo)
     original = owned(org)["argocd cpu"]
     with api(org) as client:
@@ -101,7 +102,7 @@ def test_hand_edited_task_is_restored_in_place(org: Any, repo: PhalanxRepo) -> N
 
 
 def test_template_change_updates_every_owned_task_in_place(
-    org: Any, repo: PhalanxRepo, monkeypatch: pytest.MonkeyPatch
+    org: OrgUnderTest, repo: PhalanxRepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     taskmaker(org, repo)
     before = {name: t["id"] for name, t in owned(org).items()}
@@ -123,7 +124,7 @@ def test_template_change_updates_every_owned_task_in_place(
     assert all(t["flux"].endswith("// template revision 2\n") for t in after.values())
 
 
-def test_setting_change_reaches_existing_tasks(org: Any, repo: PhalanxRepo) -> None:
+def test_setting_change_reaches_existing_tasks(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     taskmaker(org, repo)
     run = taskmaker(org, repo, CPU_THRESHOLD="75")
     assert {(c["action"], c["name"]) for c in run.changes} == {
@@ -131,7 +132,9 @@ def test_setting_change_reaches_existing_tasks(org: Any, repo: PhalanxRepo) -> N
     }
 
 
-def test_force_recreates_owned_tasks_and_leaves_unowned_alone(org: Any, repo: PhalanxRepo) -> None:
+def test_force_recreates_owned_tasks_and_leaves_unowned_alone(
+    org: OrgUnderTest, repo: PhalanxRepo
+) -> None:
     taskmaker(org, repo)
     before = owned(org)
     theirs_flux = (
@@ -153,7 +156,7 @@ def test_force_recreates_owned_tasks_and_leaves_unowned_alone(org: Any, repo: Ph
     assert len(untouched) == 1 and untouched[0]["flux"] == theirs_flux
 
 
-def test_disabled_app_tasks_are_orphans_until_prune(org: Any, repo: PhalanxRepo) -> None:
+def test_disabled_app_tasks_are_orphans_until_prune(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     taskmaker(org, repo)
     repo.set_apps({**APPS, "mobu-x": False}, {"dev": {}, "prod": {}}, "disable")
     run = taskmaker(org, repo)
@@ -167,7 +170,7 @@ def test_disabled_app_tasks_are_orphans_until_prune(org: Any, repo: PhalanxRepo)
     assert set(owned(org)) == {f"argocd {check}" for check in CHECKS}
 
 
-def test_check_list_setting_and_bad_check_name(org: Any, repo: PhalanxRepo) -> None:
+def test_check_list_setting_and_bad_check_name(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     run = taskmaker(org, repo, CHECKS="memory")
     assert run.exit_code == 0
     assert set(owned(org)) == {f"{app} memory" for app in ("argocd", "mobu_x", "nublado")}
@@ -177,7 +180,7 @@ def test_check_list_setting_and_bad_check_name(org: Any, repo: PhalanxRepo) -> N
     assert "disks" in bad.stderr
 
 
-def test_health_reports_failing_tasks(org: Any, repo: PhalanxRepo) -> None:
+def test_health_reports_failing_tasks(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     run = taskmaker(org, repo, CHECKS="cpu")  # no app buckets exist: every run fails
     assert run.exit_code == 0
     task = owned(org)["argocd cpu"]
@@ -197,7 +200,9 @@ def test_health_reports_failing_tasks(org: Any, repo: PhalanxRepo) -> None:
     assert health.json()["owned_tasks"] == 3
 
 
-def test_default_checks_add_one_silent_task_per_environment(org: Any, repo: PhalanxRepo) -> None:
+def test_default_checks_add_one_silent_task_per_environment(
+    org: OrgUnderTest, repo: PhalanxRepo
+) -> None:
     """silent is on by default: one task per environment, from the inventory."""
     settings = org.env(PHALANX_REPO=repo.url)
     run = run_cli(["taskmaker", "--output", "json"], settings)
