@@ -16,6 +16,7 @@ from . import __version__
 from .config import (
     BUCKETS,
     COMMON,
+    DASHBOARDS,
     DRY_RUN,
     INFLUXDB,
     LEASE,
@@ -233,6 +234,13 @@ def notifier_command(settings: Settings) -> int:
     return report.exit_code
 
 
+@click.command("dashboardmaker")
+@job(INFLUXDB, RECONCILE, DASHBOARDS)
+def dashboardmaker_command(settings: Settings) -> int:
+    """The dashboards and variables under dashboards/, applied through one InfluxDB stack."""
+    return _reconcile(settings, Factory.dashboardmaker)
+
+
 @click.group()
 @click.version_option(__version__)
 def cli() -> None:
@@ -246,6 +254,7 @@ for _command in (
     taskmaker_command,
     tokenmaker_command,
     notifier_command,
+    dashboardmaker_command,
 ):
     cli.add_command(_command)
 
@@ -260,3 +269,4 @@ bucketmapper_main = bucketmapper_command.main
 taskmaker_main = taskmaker_command.main
 tokenmaker_main = tokenmaker_command.main
 notifier_main = notifier_command.main
+dashboardmaker_main = dashboardmaker_command.main
