@@ -15,6 +15,7 @@ import httpx
 import pytest
 import yaml
 from support.cli import Run, run_cli
+from support.faultproxy import Fault, FaultProxy, RequestInfo
 
 from rubin_monitoring.models.dashboards import STACK_NAME
 from rubin_monitoring.testing.flux import (
@@ -113,6 +114,26 @@ def test_applied_twice_one_stack_no_duplicates_hand_made_untouched(org: Any) -> 
     with api(org) as client:
         mine = client.get(f"/api/v2/dashboards/{hand_made['id']}").json()
     assert (mine["name"], mine["description"]) == ("Rubin K8s applications", "mine")
+
+
+def test_stack_created_once_when_the_answer_is_lost(org: Any) -> None:
+    dropped: list[int] = []
+
+    def drop_first_stack_create(request: RequestInfo) -> Fault:
+        if request.method == "POST" and request.path == "/api/v2/stacks" and not dropped:
+            dropped.append(request.index)
+            return Fault.DROP_RESPONSE
+        return Fault.NONE
+
+    with FaultProxy(org.url) as proxy:
+        proxy.set_faults(drop_first_stack_create)
+        run = run_cli(
+            ["dashboardmaker", "--output", "json"], {**org.env(), "INFLUXDB_URL": proxy.url}
+        )
+    assert dropped, "the stack was never created"
+    assert run.exit_code == 0, run.stderr
+    assert len(stacks(org)) == 1
+    assert sorted(dashboards(org).values()) == sorted(desired_names())
 
 
 def test_changed_file_updates_removed_file_is_kept_until_prune(org: Any, tmp_path: Path) -> None:
