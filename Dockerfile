@@ -6,6 +6,7 @@ WORKDIR /src
 COPY pyproject.toml README.rst ./
 COPY src ./src
 COPY templates ./templates
+COPY dashboards ./dashboards
 RUN pip install --no-cache-dir . && rm -rf /src
 USER 1000:1000
 WORKDIR /tmp

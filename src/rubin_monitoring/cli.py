@@ -16,6 +16,7 @@ from . import __version__
 from .config import (
     BUCKETS,
     COMMON,
+    DASHBOARDS,
     DRY_RUN,
     INFLUXDB,
     INFLUXDB_TARGET,
@@ -263,6 +264,13 @@ def notifier_command(settings: Settings) -> int:
     return report.exit_code
 
 
+@click.command("dashboardmaker")
+@job(INFLUXDB, RECONCILE, DASHBOARDS)
+def dashboardmaker_command(settings: Settings) -> int:
+    """The dashboards and variables under dashboards/, applied through one InfluxDB stack."""
+    return _reconcile(settings, Factory.dashboardmaker)
+
+
 @click.group()
 @click.version_option(__version__)
 def cli() -> None:
@@ -277,6 +285,7 @@ for _command in (
     tokenmaker_command,
     notifier_command,
     probe_config_command,
+    dashboardmaker_command,
 ):
     cli.add_command(_command)
 
@@ -292,3 +301,4 @@ taskmaker_main = taskmaker_command.main
 tokenmaker_main = tokenmaker_command.main
 notifier_main = notifier_command.main
 probe_config_main = probe_config_command.main
+dashboardmaker_main = dashboardmaker_command.main

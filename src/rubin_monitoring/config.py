@@ -469,6 +469,16 @@ NOTIFIER = (
         "Seconds per Slack request before it counts as failed (then retried a few times).",
     ),
 )
+DASHBOARDS = (
+    _spec(
+        "dashboards_dir",
+        "DASHBOARDS_DIR",
+        parse_nonempty,
+        None,
+        "Directory of InfluxDB template files (*.yml) to apply (default: the dashboards "
+        "shipped with the toolkit).",
+    ),
+)
 SPECS: tuple[SettingSpec, ...] = (
     *COMMON,
     *INFLUXDB,
@@ -477,6 +487,7 @@ SPECS: tuple[SettingSpec, ...] = (
     *BUCKETS,
     *TASKS,
     *NOTIFIER,
+    *DASHBOARDS,
 )
 
 
@@ -535,6 +546,8 @@ class Settings:
     checks: CheckSettings
     notifier: NotifierSettings
     lease: LeaseSettings
+    dashboards_dir: str | None = None
+    """dashboardmaker's template files; None: the packaged ``dashboards/``."""
 
     @property
     def dry_run(self) -> bool:
@@ -592,6 +605,7 @@ def _group(values: Mapping[str, Any]) -> Settings:
             slack_timeout=values["slack_timeout"],
         ),
         lease=LeaseSettings(ttl_seconds=values["lease_ttl"], wait_seconds=values["lease_wait"]),
+        dashboards_dir=values["dashboards_dir"],
     )
 
 

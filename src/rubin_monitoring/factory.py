@@ -8,6 +8,7 @@ factory.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from types import TracebackType
 
 from influxdb_client.client.influxdb_client import InfluxDBClient
@@ -18,6 +19,7 @@ from .models.alerts import NotifierReport, Route
 from .models.inventory import Inventory
 from .models.tokens import Role
 from .services.buckets import BucketMaker
+from .services.dashboards import DashboardMaker
 from .services.dbrps import BucketMapper
 from .services.inventory import read_inventory
 from .services.lease import NOTIFIER, WRITERS, Lease
@@ -32,6 +34,7 @@ from .storage.http import InfluxHTTP
 from .storage.influxdb import InfluxDBStore
 from .storage.leases import LeaseStore
 from .storage.slack import SlackWebhooks
+from .storage.templates import TemplateStore, packaged_dashboards, read_templates
 
 
 class Factory:
@@ -121,6 +124,10 @@ class Factory:
             )
         return AlertStore(self._client, self.influxdb.org)
 
+    def template_store(self) -> TemplateStore:
+        """The organization's template stacks, and template applies."""
+        return TemplateStore(self.http(), lambda: self.influxdb_store().org_id)
+
     def slack_sender(self) -> SlackWebhooks:
         """The Slack webhook sender, paced and retried per webhook."""
         return SlackWebhooks(timeout=self.settings.notifier.slack_timeout)
@@ -173,6 +180,13 @@ class Factory:
             roles=roles,
             rotate=rotate,
         )
+
+    def dashboardmaker(self) -> DashboardMaker:
+        """dashboardmaker for the template files of DASHBOARDS_DIR (default: the packaged
+        ``dashboards/``), read and checked before InfluxDB is asked."""
+        directory = self.settings.dashboards_dir
+        desired = read_templates(Path(directory) if directory else packaged_dashboards())
+        return DashboardMaker(self.template_store(), desired)
 
     def run_notifier(self) -> NotifierReport:
         """Run the notifier: routes are loaded (and checked) before InfluxDB is asked; unless

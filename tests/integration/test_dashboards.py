@@ -1,46 +1,340 @@
-"""Every dashboard under dashboards/ is a valid InfluxDB template whose queries run."""
+"""dashboardmaker on a real InfluxDB: the dashboards under dashboards/ are applied through one
+stack, idempotently, never touching hand-made dashboards; every cell's query and every variable
+query runs and returns rows on Telegraf-shaped data."""
 
 from __future__ import annotations
 
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
+from support.cli import Run, run_cli
+from support.faultproxy import Fault, FaultProxy, RequestInfo
 from support.orgs import OrgUnderTest
 
-from rubin_monitoring.testing.flux import create_bucket
+from rubin_monitoring.models.dashboards import STACK_NAME
+from rubin_monitoring.testing.flux import (
+    create_bucket,
+    line_protocol,
+    pod_container_line,
+    query_rows,
+    write_lines,
+)
 
 pytestmark = pytest.mark.integration
 
-DASHBOARDS = sorted((Path(__file__).resolve().parents[2] / "dashboards").glob("*.yml"))
+DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "dashboards"
+DASHBOARDS = sorted(DASHBOARD_DIR.glob("*.yml"))
+APPLICATION = "mobu"
+CLUSTER = "idfdev"
+INGRESS_BUCKET = "ingress_nginx"
+INFLUXDB_BUCKET = "influxdb_"
 
 
-@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
-def test_dashboard_applies_and_its_queries_run(org: OrgUnderTest, path: Path) -> None:
+@contextmanager
+def api(org: OrgUnderTest) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Token {org.token}"}
-    for bucket in ("multiapp_", "alerted_"):
-        create_bucket(org, bucket)
     with httpx.Client(base_url=org.url, headers=headers, timeout=30) as client:
-        document = yaml.safe_load(path.read_text())
-        body = {
-            "orgID": org.id,
-            "dryRun": False,
-            "template": {"contentType": "json", "contents": [document]},
-        }
-        response = client.post("/api/v2/templates/apply", json=body)
-        assert response.status_code == 201, response.text
-        assert not response.json().get("errors"), response.json()["errors"]
-        dashboards = client.get("/api/v2/dashboards", params={"orgID": org.id}).json()
-        assert len(dashboards["dashboards"]) == 1
+        yield client
 
-        for chart in document["spec"]["charts"]:
-            for query in chart["queries"]:
-                flux = (
-                    "v = {timeRangeStart: -1h, timeRangeStop: now(), windowPeriod: 1m}\n"
-                    + query["query"]
-                )
-                result = client.post(
-                    "/api/v2/query", params={"orgID": org.id}, json={"query": flux, "type": "flux"}
-                )
-                assert result.status_code == 200, (chart["name"], result.text)
+
+def dashboards(org: OrgUnderTest) -> dict[str, str]:
+    """Dashboard ID -> name."""
+    with api(org) as client:
+        body = client.get("/api/v2/dashboards", params={"orgID": org.id, "limit": 100}).json()
+    return {d["id"]: d["name"] for d in body["dashboards"]}
+
+
+def variables(org: OrgUnderTest) -> dict[str, dict[str, Any]]:
+    """Variable name -> variable."""
+    with api(org) as client:
+        body = client.get("/api/v2/variables", params={"orgID": org.id}).json()
+    return {v["name"]: v for v in body["variables"]}
+
+
+def stacks(org: OrgUnderTest) -> list[dict[str, Any]]:
+    with api(org) as client:
+        return list(client.get("/api/v2/stacks", params={"orgID": org.id}).json()["stacks"])
+
+
+def dashboardmaker(org: OrgUnderTest, *flags: str, **env: str) -> Run:
+    return run_cli(["dashboardmaker", "--output", "json", *flags], org.env(**env))
+
+
+def documents(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def desired_names() -> set[str]:
+    return {
+        doc["spec"]["name"]
+        for path in DASHBOARDS
+        for doc in documents(path)
+        if doc["kind"] == "Dashboard"
+    }
+
+
+def test_applied_twice_one_stack_no_duplicates_hand_made_untouched(org: OrgUnderTest) -> None:
+    with api(org) as client:
+        response = client.post(
+            "/api/v2/dashboards",
+            json={"orgID": org.id, "name": "Rubin K8s applications", "description": "mine"},
+        )
+        assert response.status_code == 201, response.text
+        hand_made = response.json()
+
+    plan = dashboardmaker(org, "--dry-run")
+    assert plan.exit_code == 0, plan.stderr
+    assert {c["action"] for c in plan.changes} == {"create"}
+    assert {c["name"].split(" (")[0] for c in plan.changes if c["kind"] == "dashboard"} == (
+        desired_names()
+    )
+    assert stacks(org) == []
+    assert dashboards(org) == {hand_made["id"]: hand_made["name"]}
+
+    first = dashboardmaker(org)
+    assert first.exit_code == 0, first.stderr
+    assert {c["status"] for c in first.changes} == {"done"}
+    after_first = dashboards(org)
+    assert sorted(after_first.values()) == sorted([*desired_names(), hand_made["name"]])
+
+    second = dashboardmaker(org)
+    assert second.exit_code == 0, second.stderr
+    assert second.changes == []
+    assert second.json()["summary"]["unchanged"] == len(first.changes)
+    assert dashboards(org) == after_first
+    [stack] = stacks(org)
+    assert stack["name"] == STACK_NAME
+    assert hand_made["id"] not in {r["resourceID"] for r in stack["resources"]}
+    with api(org) as client:
+        mine = client.get(f"/api/v2/dashboards/{hand_made['id']}").json()
+    assert (mine["name"], mine["description"]) == ("Rubin K8s applications", "mine")
+
+
+def test_stack_created_once_when_the_answer_is_lost(org: OrgUnderTest) -> None:
+    dropped: list[int] = []
+
+    def drop_first_stack_create(request: RequestInfo) -> Fault:
+        if request.method == "POST" and request.path == "/api/v2/stacks" and not dropped:
+            dropped.append(request.index)
+            return Fault.DROP_RESPONSE
+        return Fault.NONE
+
+    with FaultProxy(org.url) as proxy:
+        proxy.set_faults(drop_first_stack_create)
+        run = run_cli(
+            ["dashboardmaker", "--output", "json"], {**org.env(), "INFLUXDB_URL": proxy.url}
+        )
+    assert dropped, "the stack was never created"
+    assert run.exit_code == 0, run.stderr
+    assert len(stacks(org)) == 1
+    assert sorted(dashboards(org).values()) == sorted(desired_names())
+
+
+def test_changed_file_updates_removed_file_is_kept_until_prune(
+    org: OrgUnderTest, tmp_path: Path
+) -> None:
+    directory = tmp_path / "dashboards"
+    shutil.copytree(DASHBOARD_DIR, directory)
+    assert dashboardmaker(org, DASHBOARDS_DIR=str(directory)).exit_code == 0
+    ids = dashboards(org)
+
+    alerts = directory / "alerts.yml"
+    alerts.write_text(alerts.read_text().replace("name: Open problems", "name: Open issues"))
+    (directory / "influxdb.yml").unlink()
+    plan = dashboardmaker(org, "--dry-run", DASHBOARDS_DIR=str(directory))
+    assert [(c["action"], c["name"]) for c in plan.changes] == [
+        ("update", "Rubin monitoring alerts (alerts.yml)")
+    ]
+    assert {(o["kind"], o["name"]) for o in plan.json()["orphans"]} == {
+        ("dashboard", "Rubin InfluxDB"),
+        ("variable", "influxdb_bucket"),
+    }
+    kept = dashboardmaker(org, DASHBOARDS_DIR=str(directory))
+    assert kept.exit_code == 0, kept.stderr
+    assert [c["action"] for c in kept.changes] == ["update"]
+    assert dashboards(org) == ids
+    assert "influxdb_bucket" in variables(org)
+
+    pruned = dashboardmaker(org, "--prune", DASHBOARDS_DIR=str(directory))
+    assert pruned.exit_code == 0, pruned.stderr
+    assert sorted((c["action"], c["kind"]) for c in pruned.changes) == [
+        ("delete", "dashboard"),
+        ("delete", "variable"),
+    ]
+    assert sorted(dashboards(org).values()) == sorted(desired_names() - {"Rubin InfluxDB"})
+    assert "influxdb_bucket" not in variables(org)
+    assert dashboardmaker(org, "--prune", DASHBOARDS_DIR=str(directory)).changes == []
+    assert len(stacks(org)) == 1
+
+
+def test_hand_made_variable_of_the_same_name_is_a_conflict_and_untouched(org: OrgUnderTest) -> None:
+    with api(org) as client:
+        response = client.post(
+            "/api/v2/variables",
+            json={
+                "orgID": org.id,
+                "name": "cluster",
+                "arguments": {"type": "constant", "values": ["mine"]},
+            },
+        )
+        assert response.status_code == 201, response.text
+    run = dashboardmaker(org)
+    assert run.exit_code == 1
+    assert [(c["kind"], c["name"]) for c in run.json()["conflicts"]] == [("variable", "cluster")]
+    assert variables(org)["cluster"]["arguments"] == {"type": "constant", "values": ["mine"]}
+    assert "application" in variables(org)
+
+
+# Every query of every dashboard, on Telegraf-shaped data.
+
+
+def container_line(
+    pod: str, fields: dict[str, int], at: float, tags: dict[str, str] | None = None
+) -> str:
+    return pod_container_line(
+        cluster=CLUSTER,
+        namespace=APPLICATION,
+        pod=pod,
+        container="app",
+        fields=fields,
+        timestamp=at,
+        extra_tags=tags,
+    )
+
+
+def write_telegraf_data(org: OrgUnderTest) -> None:
+    """A few minutes of what Telegraf writes for each dashboard, and the checks' findings."""
+    for bucket in (APPLICATION, INGRESS_BUCKET, INFLUXDB_BUCKET, "multiapp_", "alerted_"):
+        create_bucket(org, bucket)
+    with api(org) as client:
+        body = client.get("/api/v2/buckets", params={"orgID": org.id}).json()
+    bucket_ids = {b["name"]: b["id"] for b in body["buckets"]}
+    now = time.time()
+    k8s, ingress, influxdb, alerts = [], [], [], []
+    for i in range(6):
+        t = now - 300 + i * 60
+        for pod in ("mobu-1", "mobu-2"):
+            # inputs.kubernetes
+            usage = {"cpu_usage_nanocores": 250_000_000 + i, "memory_working_set_bytes": 10**8}
+            k8s.append(container_line(pod, usage, t))
+            # inputs.kube_inventory
+            inventory = {
+                "restarts_total": i // 2,
+                "state_code": 0,
+                "resource_limits_millicpu_units": 500,
+                "resource_limits_memory_bytes": 2 * 10**8,
+            }
+            tags = {"phase": "Running", "state": "running", "readiness": "ready"}
+            k8s.append(container_line(pod, inventory, t, tags))
+        # inputs.prometheus (metric_version = 2) on ingress-nginx
+        for namespace, status, rate in (("mobu", "200", 5.0), ("mobu", "503", 0.5)):
+            tags = {
+                "cluster": CLUSTER,
+                "namespace": namespace,
+                "status": status,
+                "method": "GET",
+                "ingress": namespace,
+                "controller_pod": "ingress-nginx-controller-1",
+                "url": "http://10.0.0.1:10254/metrics",
+            }
+            value = {"nginx_ingress_controller_requests": rate * 60 * i}
+            ingress.append(line_protocol("prometheus", tags, value, t))
+        # inputs.prometheus (metric_version = 2) on influxd's /metrics, and inputs.disk
+        scrape = {"host": "influxdb-0", "url": "http://influxdb:8086/metrics"}
+        writer = {
+            "storage_writer_ok_points_sum": 1000.0 * i,
+            "storage_writer_dropped_points_sum": 2.0 * i,
+            "storage_writer_err_points_sum": 0.0,
+        }
+        influxdb.append(line_protocol("prometheus", {**scrape, "path": "/engine"}, writer, t))
+        for shard, bucket in enumerate((APPLICATION, INFLUXDB_BUCKET), start=1):
+            tags = {**scrape, "bucket": bucket_ids[bucket], "engine": "tsm1", "id": str(shard)}
+            size = {"storage_shard_disk_size": 4096.0 * shard + i}
+            influxdb.append(line_protocol("prometheus", tags, size, t))
+        disk = {"host": "influxdb-0", "path": "/var/lib/influxdb2", "device": "sdb"}
+        influxdb.append(line_protocol("disk", disk, {"used_percent": 40.0 + i}, t))
+        # The check tasks' findings in multiapp_
+        finding = {
+            "check": "restarts",
+            "application": APPLICATION,
+            "cluster": CLUSTER,
+            "severity": "warning",
+            "dedup_key": "restarts/idfdev/mobu/mobu-1/app",
+        }
+        fields: dict[str, float | str] = {"value": 1.0, "message": "mobu-1 restarted"}
+        alerts.append(line_protocol("alert", finding, fields, t))
+    write_lines(org, APPLICATION, k8s)
+    write_lines(org, INGRESS_BUCKET, ingress)
+    write_lines(org, INFLUXDB_BUCKET, influxdb)
+    write_lines(org, "multiapp_", alerts)
+
+
+def constant(name: str) -> str:
+    """The value of the constant variable ``name`` in the dashboard files."""
+    for path in DASHBOARDS:
+        for doc in documents(path):
+            if doc["kind"] == "Variable" and doc["spec"]["name"] == name:
+                return str(doc["spec"]["values"][0])
+    raise AssertionError(f"no variable {name}")
+
+
+def with_variables(query: str) -> str:
+    """``query`` with the dashboard's ``v`` record as literals (imports stay first)."""
+    values = {
+        "application": APPLICATION,
+        "cluster": CLUSTER,
+        "ingress_bucket": constant("ingress_bucket"),
+        "ingress_cluster": CLUSTER,
+        "influxdb_bucket": constant("influxdb_bucket"),
+    }
+    record = ", ".join(f'{key}: "{value}"' for key, value in values.items())
+    v = f"v = {{timeRangeStart: -1h, timeRangeStop: now(), windowPeriod: 1m, {record}}}"
+    lines = query.splitlines()
+    imports = [line for line in lines if line.startswith("import ")]
+    rest = [line for line in lines if not line.startswith("import ")]
+    return "\n".join([*imports, v, *rest])
+
+
+def test_constants_name_the_buckets_telegraf_writes_to() -> None:
+    assert constant("ingress_bucket") == INGRESS_BUCKET
+    assert constant("influxdb_bucket") == INFLUXDB_BUCKET
+
+
+def test_every_query_returns_rows_on_telegraf_data(org: OrgUnderTest) -> None:
+    write_telegraf_data(org)
+    run = dashboardmaker(org)
+    assert run.exit_code == 0, run.stderr
+    assert len(dashboards(org)) == len(desired_names())
+
+    empty = []
+    for path in DASHBOARDS:
+        for doc in documents(path):
+            if doc["kind"] != "Dashboard":
+                continue
+            for chart in doc["spec"]["charts"]:
+                for query in chart["queries"]:
+                    rows = query_rows(org, with_variables(query["query"]))
+                    if not rows:
+                        empty.append(f"{path.name}: {chart['name']}")
+    assert empty == []
+
+    found = {}
+    for path in DASHBOARDS:
+        for doc in documents(path):
+            spec = doc["spec"]
+            if doc["kind"] == "Variable" and spec["type"] == "query":
+                rows = query_rows(org, with_variables(spec["query"]))
+                found[spec["name"]] = {row["_value"] for row in rows}
+    assert found == {
+        # influxdb_ is the toolkit's own bucket (ends with _), not an application.
+        "application": {APPLICATION, INGRESS_BUCKET},
+        "cluster": {CLUSTER},
+        "ingress_cluster": {CLUSTER},
+    }
