@@ -198,6 +198,26 @@ def test_prune_with_dropped_deletes_counts_404_as_done(
     assert deletes_done_after_drop(outcome.events) > 0, "no dropped DELETE was repeated"
 
 
+@pytest.mark.parametrize("mode", [Fault.DROP_RESPONSE, Fault.RESET, Fault.STATUS_503], ids=str)
+def test_the_leases_own_requests_under_faults(
+    influxdb: InfluxServer, tmp_path: Path, mode: Fault
+) -> None:
+    """The first take (POST), look-up (GET) and release (DELETE) of the lease are broken: the
+    run still takes it once, works, and leaves no lease behind."""
+    seen: dict[str, int] = {}
+
+    def decide(request: RequestInfo) -> Fault:
+        if not request.path.startswith("/api/v2/labels"):
+            return Fault.NONE
+        seen[request.method] = seen.get(request.method, 0) + 1
+        return mode if seen[request.method] == 1 else Fault.NONE
+
+    outcome = run_scenario(influxdb, tmp_path, "bucketmaker", Faults(mode, decider=decide), apps=4)
+    assert_converges(outcome)
+    assert outcome.run.exit_code == 0, outcome.run.stderr
+    assert hit_methods(outcome.events)["POST"] == 1 and hit_methods(outcome.events)["DELETE"] == 1
+
+
 # 2. The notifier: faults on InfluxDB's side and on Slack's.
 
 
