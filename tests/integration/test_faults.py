@@ -52,7 +52,9 @@ from rubin_monitoring.testing.faultsuite import (
     run_notifier_scenario,
     run_scenario,
     set_apps,
+    write_findings,
 )
+from rubin_monitoring.testing.flux import create_bucket, query_alerts
 from rubin_monitoring.testing.influxd import InfluxServer
 from rubin_monitoring.testing.phalanx import PhalanxRepo
 from rubin_monitoring.testing.slack_server import SlackServer, slack_server
@@ -395,6 +397,22 @@ def test_force_bucketmaker_beside_bucketmapper_leaves_every_bucket_mapped(
     assert buckets.exact, buckets.problems()
     mappings = dbrp_census(org, expected_buckets(apps))
     assert mappings.exact, mappings.problems()
+
+
+def test_two_notifiers_at_once_send_each_alert_once(
+    org: OrgUnderTest, slack: SlackServer, tmp_path: Path
+) -> None:
+    for bucket in INTERNAL_BUCKETS:
+        create_bucket(org, bucket)
+    keys = [f"k{i:03d}" for i in range(20)]
+    write_findings(org, keys, ["idfdev"])
+    env = org.env(SLACK_WEBHOOK_URL=slack.url())
+    runs = run_together((["notifier"], env), (["notifier"], env))
+    assert [run.exit_code for run in runs] == [0, 0], [run.stderr for run in runs]
+    texts = [post.text for post in slack.delivered()]
+    assert len(slack.posts()) == 1, "the second run sent again"
+    assert all(sum(f"finding {key}:" in text for text in texts) == 1 for key in keys)
+    assert {alert.dedup_key for alert in query_alerts(org, bucket="alerted_")} == set(keys)
 
 
 # Lease semantics

@@ -42,7 +42,7 @@ from .census import (
     token_census,
 )
 from .faultproxy import Decider, Fault, FaultEvent, FaultProxy
-from .flux import create_bucket, line_protocol, query_alerts, write_lines
+from .flux import InfluxOrg, create_bucket, line_protocol, query_alerts, write_lines
 from .influxd import InfluxServer
 from .phalanx import PhalanxRepo
 from .slack_server import Behaviour, Fail, Hang, Ok, RateLimited, SlackServer
@@ -71,6 +71,7 @@ __all__ = [
     "run_notifier_scenario",
     "run_scenario",
     "set_apps",
+    "write_findings",
 ]
 
 FAULT_MODES = (Fault.DROP_RESPONSE, Fault.DELAY, Fault.RESET, Fault.STATUS_503)
@@ -572,7 +573,9 @@ class NotifierOutcome:
         )
 
 
-def _write_findings(org: SuiteOrg, keys: Sequence[str], clusters: Sequence[str]) -> None:
+def write_findings(org: InfluxOrg, keys: Sequence[str], clusters: Sequence[str]) -> None:
+    """One ``alert`` finding per key, half a minute ago, over ``clusters`` in turn; each
+    message names its key (``finding <key>:``), so a Slack message shows which it carries."""
     now = datetime.now(UTC) - timedelta(seconds=30)
     lines = [
         line_protocol(
@@ -624,7 +627,7 @@ def run_notifier_scenario(
         create_bucket(org, bucket)
     clusters = [f"cluster{i}" for i in range(routes)]
     keys = [f"k{i:03d}" for i in range(alerts)]
-    _write_findings(org, keys, clusters)
+    write_findings(org, keys, clusters)
     routes_file = workdir / f"routes-{org.name}.yaml"
     routes_file.write_text(
         "routes:\n"
