@@ -148,7 +148,12 @@ def run_task(org: Org, token: str, flux: str) -> tuple[dict[str, Any], str, list
             if status in ("success", "failed", "canceled"):
                 break
             time.sleep(0.1)
-        logs = [event["message"] for event in api.get(f"{path}/logs").json()["events"]]
+        # The logs endpoint can answer 404 for a moment after the run finished.
+        logs_answer = api.get(f"{path}/logs")
+        while logs_answer.status_code == 404 and time.monotonic() < deadline + 5:
+            time.sleep(0.1)
+            logs_answer = api.get(f"{path}/logs")
+        logs = [event["message"] for event in logs_answer.json()["events"]]
     return task, status, logs
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from support.faultproxy import Fault, FaultEvent, FaultProxy, RequestInfo
+
+from rubin_monitoring.testing.faultproxy import Fault, FaultEvent, FaultProxy, RequestInfo
 
 CHUNKS = [b"first chunk\n", b"", b"x" * 5000, b"last\n"]
 
