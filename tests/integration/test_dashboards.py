@@ -15,10 +15,10 @@ import httpx
 import pytest
 import yaml
 from support.cli import Run, run_cli
-from support.faultproxy import Fault, FaultProxy, RequestInfo
 from support.orgs import OrgUnderTest
 
 from rubin_monitoring.models.dashboards import STACK_NAME
+from rubin_monitoring.testing.faultproxy import Fault, FaultProxy, RequestInfo
 from rubin_monitoring.testing.flux import (
     create_bucket,
     line_protocol,

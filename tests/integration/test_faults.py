@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OrgUnderTest
+from support.orgs import OrgUnderTest
 
 from rubin_monitoring.testing.census import (
     bucket_census,
