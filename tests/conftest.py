@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from support.helm import HelmUnavailable, require_helm
 from support.kubeapi import KubeAPI, KubeUnavailable, kube_api_server
 from support.orgs import OrgUnderTest
 from support.telegraf import TelegrafUnavailable, require_telegraf
@@ -63,8 +64,9 @@ def phalanx(tmp_path: Path) -> PhalanxRepo:
     return PhalanxRepo(tmp_path / "phalanx")
 
 
-# The lab's other components: Telegraf and a Kubernetes API server (scripts/provision-telegraf,
-# scripts/provision-kube). Skipped when missing, unless RUBIN_MONITORING_REQUIRE_LAB=1.
+# The lab's other components: Telegraf, a Kubernetes API server and helm
+# (scripts/provision-telegraf, scripts/provision-kube, scripts/provision-helm). Skipped when
+# missing, unless RUBIN_MONITORING_REQUIRE_LAB=1.
 
 
 def lab_unavailable(reason: str) -> NoReturn:
@@ -88,3 +90,11 @@ def kube_api() -> Iterator[KubeAPI]:
             yield server
     except KubeUnavailable as reason:
         lab_unavailable(f"Kubernetes API server unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def helm_bin() -> Path:
+    try:
+        return require_helm()
+    except HelmUnavailable as reason:
+        lab_unavailable(f"helm unavailable: {reason}")

@@ -30,7 +30,7 @@ def secret_manifest_text(
     tokens: Mapping[str, str], name: str = DEFAULT_SECRET_NAME, namespace: str | None = None
 ) -> str:
     """A Kubernetes Secret with one ``stringData`` key per role, ``<role>-token`` (the keys
-    the CronJobs in ``cronjobs/`` read)."""
+    the CronJobs of the Helm chart in ``cronjobs/`` read)."""
     metadata: dict[str, object] = {"name": name}
     if namespace:
         metadata["namespace"] = namespace

@@ -80,7 +80,7 @@ JOBS = ("bucketmaker", "bucketmapper", "taskmaker", "tokenmaker")
 CHECKS = ("restarts", "not_running", "cpu")
 HTTP_TIMEOUT = 2  # seconds per request, for the jobs run through the proxy
 PROXY_DELAY = 3.0  # a delayed answer comes after the client gave up
-INTERNAL_BUCKETS = ("multiapp_", "alerted_")
+INTERNAL_BUCKETS = ("multiapp_", "alerted_", "influxdb_", "probes_")
 ROLES = ("telegraf", "bucketmaker", "taskmaker", "notifier")
 SETTING_VARIABLES = sorted({name for spec in SPECS for name in spec.env})
 

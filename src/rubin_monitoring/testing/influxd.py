@@ -76,13 +76,14 @@ def free_port() -> int:
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes] | None, timeout: float = 60) -> None:
-    """Wait until ``/health`` answers 200, or fail if the process exits or time runs out."""
+    """Wait for ``/ready``: influxd 2.10 answers ``/health`` before its API, which says 503
+    ``{"status":"starting"}`` meanwhile (under load, long enough to fail the onboarding)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"influxd exited with {process.returncode} before it was ready")
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
