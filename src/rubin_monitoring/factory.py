@@ -26,6 +26,7 @@ from .services.lease import NOTIFIER, WRITERS, Lease
 from .services.notifier import notifier_options, run_notifier
 from .services.routes import load_routes
 from .services.tasks import TaskHealth, TaskMaker, desired_tasks, task_health
+from .services.telegraf import TelegrafConfig, render_telegraf
 from .services.tokens import TokenMaker
 from .storage.alerts import AlertStore, open_client
 from .storage.authorizations import AuthorizationStore
@@ -187,6 +188,29 @@ class Factory:
         directory = self.settings.dashboards_dir
         desired = read_templates(Path(directory) if directory else packaged_dashboards())
         return DashboardMaker(self.template_store(), desired)
+
+    def telegraf_config(
+        self,
+        environment: str,
+        *,
+        output_format: str,
+        namespace: str,
+        image: str,
+        secret_name: str,
+    ) -> TelegrafConfig:
+        """The Telegraf configuration (or manifests) of one environment's cluster, from the
+        repository and INFLUXDB_URL/INFLUXDB_ORG; no token is read or written."""
+        influxdb = self.influxdb
+        return render_telegraf(
+            self.inventory(),
+            environment,
+            influxdb.url,
+            influxdb.org,
+            output_format=output_format,
+            namespace=namespace,
+            image=image,
+            secret_name=secret_name,
+        )
 
     def run_notifier(self) -> NotifierReport:
         """Run the notifier: routes are loaded (and checked) before InfluxDB is asked; unless
