@@ -33,13 +33,13 @@ from .exceptions import RubinMonitoringError
 from .factory import Factory
 from .logs import setup_logging
 from .models.changes import Report
-from .models.tokens import DEFAULT_BOT_USER, DEFAULT_SECRET_NAME, Role
+from .models.tokens import DEFAULT_BOT_USER, DEFAULT_SECRET_NAME
 from .progress import progress_for
 from .render import Rendered, dumps, render
 from .services.probes import probe_config, probe_config_toml
 from .services.reconcile import ReconcilingJob, reconcile
 from .services.telegraf import DEFAULT_IMAGE, DEFAULT_NAMESPACE
-from .services.tokens import ROLE_NAMES, TokenReport
+from .services.tokens import ROLE_HELP, TokenReport
 from .storage.secret_manifest import (
     check_manifest_path,
     secret_manifest_text,
@@ -180,8 +180,7 @@ def taskmaker_command(settings: Settings, health: bool) -> int:
     "--role",
     "roles",
     multiple=True,
-    type=click.Choice(ROLE_NAMES),
-    help="Only this role's token (repeatable; default: every role).",
+    help=f"Only this role's token: {ROLE_HELP} (repeatable; default: every role).",
 )
 @click.option(
     "--bot-user",
@@ -198,7 +197,7 @@ def taskmaker_command(settings: Settings, health: bool) -> int:
     "--secret-name", default=DEFAULT_SECRET_NAME, show_default=True, help="The Secret's name."
 )
 @click.option("--namespace", help="The Secret's namespace (default: none in the manifest).")
-@job(INFLUXDB, RECONCILE)
+@job(INFLUXDB, RECONCILE, REPOSITORY)
 def tokenmaker_command(
     settings: Settings,
     rotate: bool,
@@ -215,9 +214,7 @@ def tokenmaker_command(
     if secret_manifest is not None:
         check_manifest_path(secret_manifest)
     with Factory(settings) as factory:
-        maker = factory.tokenmaker(
-            bot_user=bot_user, roles=[Role(role) for role in roles], rotate=rotate
-        )
+        maker = factory.tokenmaker(bot_user=bot_user, roles=roles, rotate=rotate)
         report = _run(factory, maker, settings)
     assert isinstance(report, TokenReport)
     if secret_manifest is not None and report.tokens:

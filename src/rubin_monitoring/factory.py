@@ -17,7 +17,6 @@ from .config import InfluxDBSettings, Settings
 from .exceptions import ConfigError
 from .models.alerts import NotifierReport, Route
 from .models.inventory import Inventory
-from .models.tokens import Role
 from .services.buckets import BucketMaker
 from .services.dashboards import DashboardMaker
 from .services.dbrps import BucketMapper
@@ -27,7 +26,7 @@ from .services.notifier import notifier_options, run_notifier
 from .services.routes import load_routes
 from .services.tasks import TaskHealth, TaskMaker, desired_tasks, task_health
 from .services.telegraf import TelegrafConfig, render_telegraf
-from .services.tokens import TokenMaker
+from .services.tokens import TokenMaker, environment_buckets
 from .storage.alerts import AlertStore, open_client
 from .storage.authorizations import AuthorizationStore
 from .storage.gitrepo import checkout
@@ -172,14 +171,16 @@ class Factory:
         """The owned tasks whose last run failed."""
         return task_health(self.influxdb_store())
 
-    def tokenmaker(self, *, bot_user: str, roles: Iterable[Role], rotate: bool) -> TokenMaker:
-        """tokenmaker for ``roles`` (all when empty), with ``bot_user`` owning the tasks."""
+    def tokenmaker(self, *, bot_user: str, roles: Iterable[str], rotate: bool) -> TokenMaker:
+        """tokenmaker for ``roles`` (all when empty), with ``bot_user`` owning the tasks, and one
+        Telegraf role per environment of the repository."""
         return TokenMaker(
             self.influxdb_store(),
             self.authorization_store(),
             bot_user=bot_user,
             roles=roles,
             rotate=rotate,
+            environments=environment_buckets(self.inventory()),
         )
 
     def dashboardmaker(self) -> DashboardMaker:
