@@ -33,12 +33,13 @@ from .exceptions import RubinMonitoringError
 from .factory import Factory
 from .logs import setup_logging
 from .models.changes import Report
-from .models.tokens import DEFAULT_BOT_USER, DEFAULT_SECRET_NAME, Role
+from .models.tokens import DEFAULT_BOT_USER, DEFAULT_SECRET_NAME
 from .progress import progress_for
 from .render import Rendered, dumps, render
 from .services.probes import probe_config, probe_config_toml
 from .services.reconcile import ReconcilingJob, reconcile
-from .services.tokens import ROLE_NAMES, TokenReport
+from .services.telegraf import DEFAULT_IMAGE, DEFAULT_NAMESPACE
+from .services.tokens import ROLE_HELP, TokenReport
 from .storage.secret_manifest import (
     check_manifest_path,
     secret_manifest_text,
@@ -179,8 +180,7 @@ def taskmaker_command(settings: Settings, health: bool) -> int:
     "--role",
     "roles",
     multiple=True,
-    type=click.Choice(ROLE_NAMES),
-    help="Only this role's token (repeatable; default: every role).",
+    help=f"Only this role's token: {ROLE_HELP} (repeatable; default: every role).",
 )
 @click.option(
     "--bot-user",
@@ -197,7 +197,7 @@ def taskmaker_command(settings: Settings, health: bool) -> int:
     "--secret-name", default=DEFAULT_SECRET_NAME, show_default=True, help="The Secret's name."
 )
 @click.option("--namespace", help="The Secret's namespace (default: none in the manifest).")
-@job(INFLUXDB, RECONCILE)
+@job(INFLUXDB, RECONCILE, REPOSITORY)
 def tokenmaker_command(
     settings: Settings,
     rotate: bool,
@@ -214,9 +214,7 @@ def tokenmaker_command(
     if secret_manifest is not None:
         check_manifest_path(secret_manifest)
     with Factory(settings) as factory:
-        maker = factory.tokenmaker(
-            bot_user=bot_user, roles=[Role(role) for role in roles], rotate=rotate
-        )
+        maker = factory.tokenmaker(bot_user=bot_user, roles=roles, rotate=rotate)
         report = _run(factory, maker, settings)
     assert isinstance(report, TokenReport)
     if secret_manifest is not None and report.tokens:
@@ -271,6 +269,57 @@ def dashboardmaker_command(settings: Settings) -> int:
     return _reconcile(settings, Factory.dashboardmaker)
 
 
+@click.command("telegraf-config")
+@click.option(
+    "--environment", required=True, help="The Phalanx environment (cluster) to configure."
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["config", "manifests"]),
+    default="config",
+    show_default=True,
+    help="Telegraf's TOML configuration, or the Kubernetes objects that run it.",
+)
+@click.option(
+    "--namespace",
+    default=DEFAULT_NAMESPACE,
+    show_default=True,
+    help="Namespace of the manifests' objects.",
+)
+@click.option("--image", default=DEFAULT_IMAGE, show_default=True, help="Telegraf image.")
+@click.option(
+    "--secret-name",
+    default=DEFAULT_SECRET_NAME,
+    show_default=True,
+    help="tokenmaker's Secret; the DaemonSet reads key telegraf-<environment>-token.",
+)
+@job(INFLUXDB_TARGET, REPOSITORY)
+def telegraf_config_command(
+    settings: Settings,
+    environment: str,
+    output_format: str,
+    namespace: str,
+    image: str,
+    secret_name: str,
+) -> int:
+    """Print the Telegraf configuration (or manifests) for one environment's cluster.
+
+    Points go to the bucket of the application whose namespace they come from; only the
+    environment's enabled applications pass. The token is read from $INFLUX_TOKEN by Telegraf.
+    """
+    with Factory(settings) as factory:
+        result = factory.telegraf_config(
+            environment,
+            output_format=output_format,
+            namespace=namespace,
+            image=image,
+            secret_name=secret_name,
+        )
+    _emit(result, settings)
+    return 0
+
+
 @click.group()
 @click.version_option(__version__)
 def cli() -> None:
@@ -286,6 +335,7 @@ for _command in (
     notifier_command,
     probe_config_command,
     dashboardmaker_command,
+    telegraf_config_command,
 ):
     cli.add_command(_command)
 
@@ -302,3 +352,4 @@ tokenmaker_main = tokenmaker_command.main
 notifier_main = notifier_command.main
 probe_config_main = probe_config_command.main
 dashboardmaker_main = dashboardmaker_command.main
+telegrafmaker_main = telegraf_config_command.main

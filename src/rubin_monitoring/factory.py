@@ -17,7 +17,6 @@ from .config import InfluxDBSettings, Settings
 from .exceptions import ConfigError
 from .models.alerts import NotifierReport, Route
 from .models.inventory import Inventory
-from .models.tokens import Role
 from .services.buckets import BucketMaker
 from .services.dashboards import DashboardMaker
 from .services.dbrps import BucketMapper
@@ -26,7 +25,8 @@ from .services.lease import NOTIFIER, WRITERS, Lease
 from .services.notifier import notifier_options, run_notifier
 from .services.routes import load_routes
 from .services.tasks import TaskHealth, TaskMaker, desired_tasks, task_health
-from .services.tokens import TokenMaker
+from .services.telegraf import TelegrafConfig, render_telegraf
+from .services.tokens import TokenMaker, environment_buckets
 from .storage.alerts import AlertStore, open_client
 from .storage.authorizations import AuthorizationStore
 from .storage.gitrepo import checkout
@@ -171,14 +171,16 @@ class Factory:
         """The owned tasks whose last run failed."""
         return task_health(self.influxdb_store())
 
-    def tokenmaker(self, *, bot_user: str, roles: Iterable[Role], rotate: bool) -> TokenMaker:
-        """tokenmaker for ``roles`` (all when empty), with ``bot_user`` owning the tasks."""
+    def tokenmaker(self, *, bot_user: str, roles: Iterable[str], rotate: bool) -> TokenMaker:
+        """tokenmaker for ``roles`` (all when empty), with ``bot_user`` owning the tasks, and one
+        Telegraf role per environment of the repository."""
         return TokenMaker(
             self.influxdb_store(),
             self.authorization_store(),
             bot_user=bot_user,
             roles=roles,
             rotate=rotate,
+            environments=environment_buckets(self.inventory()),
         )
 
     def dashboardmaker(self) -> DashboardMaker:
@@ -187,6 +189,29 @@ class Factory:
         directory = self.settings.dashboards_dir
         desired = read_templates(Path(directory) if directory else packaged_dashboards())
         return DashboardMaker(self.template_store(), desired)
+
+    def telegraf_config(
+        self,
+        environment: str,
+        *,
+        output_format: str,
+        namespace: str,
+        image: str,
+        secret_name: str,
+    ) -> TelegrafConfig:
+        """The Telegraf configuration (or manifests) of one environment's cluster, from the
+        repository and INFLUXDB_URL/INFLUXDB_ORG; no token is read or written."""
+        influxdb = self.influxdb
+        return render_telegraf(
+            self.inventory(),
+            environment,
+            influxdb.url,
+            influxdb.org,
+            output_format=output_format,
+            namespace=namespace,
+            image=image,
+            secret_name=secret_name,
+        )
 
     def run_notifier(self) -> NotifierReport:
         """Run the notifier: routes are loaded (and checked) before InfluxDB is asked; unless

@@ -4,7 +4,8 @@ stdout; logs go to stderr.
 One function per result type, :func:`render_text` and :func:`to_json`, dispatching on the
 result: a reconciling job's :class:`Report` (tokenmaker's :class:`TokenReport` adds permissions
 and new token values), the notifier's :class:`NotifierReport`, taskmaker's
-:class:`TaskHealth`, and the :class:`Inventory`.
+:class:`TaskHealth`, the :class:`Inventory`, and telegraf-config's :class:`TelegrafConfig`
+(as text, the configuration or manifests themselves, ready to pipe).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from .models.alerts import Alert, MessageResult, NotifierReport
 from .models.changes import NoteKind, Report
 from .models.inventory import Inventory
 from .services.tasks import TaskHealth
+from .services.telegraf import TelegrafConfig
 from .services.tokens import TokenReport
 from .storage.secret_manifest import in_role_order, secret_key
 
-Rendered = TokenReport | Report | NotifierReport | TaskHealth | Inventory
+Rendered = TokenReport | Report | NotifierReport | TaskHealth | Inventory | TelegrafConfig
 
 
 def dumps(data: object) -> str:
@@ -157,6 +159,11 @@ def _(inventory: Inventory, *, manifest: Path | None = None) -> str:
     ]
     lines.append(f"buckets: {' '.join(inventory.buckets)}")
     return "\n".join(lines)
+
+
+@render_text.register
+def _(config: TelegrafConfig, *, manifest: Path | None = None) -> str:
+    return config.text.rstrip("\n")
 
 
 # JSON
@@ -298,3 +305,8 @@ def _(inventory: Inventory, *, manifest: Path | None = None) -> dict[str, object
         "buckets": inventory.buckets,
         "errors": [str(problem) for problem in inventory.problems],
     }
+
+
+@to_json.register
+def _(config: TelegrafConfig, *, manifest: Path | None = None) -> dict[str, object]:
+    return {"environment": config.environment, "format": config.format, "text": config.text}

@@ -146,14 +146,20 @@ def test_prune_never_deletes_the_real_token_for_a_look_alike(
     telegraf_id = next(
         a["id"]
         for a in authorizations(org).values()
-        if a["description"].endswith("(managed-by=rubin-monitoring token=telegraf)")
+        if a["description"].endswith("(managed-by=rubin-monitoring token=telegraf-idfdev)")
     )
     look_alikes = []
     with api(org) as client:
         me = client.get("/api/v2/me").json()["id"]
         person = client.post("/api/v2/users", json={"name": f"person-{org.name}"}).json()["id"]
         for description, user in (
-            ("NOT managed-by=rubin-monitoring token=telegraf", me),
+            ("NOT managed-by=rubin-monitoring token=telegraf-idfdev", me),
+            (
+                "rubin-monitoring telegraf-idfdev token "
+                "(managed-by=rubin-monitoring token=telegraf-idfdev)",
+                person,
+            ),
+            # Like the single Telegraf token of the old scheme (an orphan if it were ours).
             (
                 "rubin-monitoring telegraf token (managed-by=rubin-monitoring token=telegraf)",
                 person,
@@ -174,7 +180,8 @@ def test_prune_never_deletes_the_real_token_for_a_look_alike(
     run = run_cli(["tokenmaker", "--output", "json", "--bot-user", f"bot-{org.name}"], env)
     assert run.exit_code == 0, run.stderr
     assert run.changes == []
-    assert run.json()["existing"] == ["telegraf", "bucketmaker", "taskmaker", "notifier"]
+    assert run.json()["existing"] == ["telegraf-idfdev", "bucketmaker", "taskmaker", "notifier"]
+    assert run.json()["orphans"] == []
     after = authorizations(org)
     assert real | set(look_alikes) <= set(after)
     assert telegraf_id in after

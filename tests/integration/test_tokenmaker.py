@@ -23,6 +23,7 @@ from support.cli import Run, run_cli
 
 from rubin_monitoring.models.changes import ReconcileOptions
 from rubin_monitoring.models.inventory import Environment, Inventory
+from rubin_monitoring.models.tokens import Permission, token_description
 from rubin_monitoring.services.buckets import BucketMaker
 from rubin_monitoring.services.reconcile import reconcile
 from rubin_monitoring.storage.authorizations import MEMBER, OWNER, AuthorizationStore
@@ -33,8 +34,10 @@ from rubin_monitoring.testing.phalanx import PhalanxRepo
 
 pytestmark = pytest.mark.integration
 
-ROLES = ["telegraf", "bucketmaker", "taskmaker", "notifier"]
-APPS = ("alpha", "beta")
+# One Telegraf token per environment, writing exactly its applications' buckets.
+ENVIRONMENTS: dict[str, tuple[str, ...]] = {"idfdev": ("alpha", "beta"), "summit": ("alpha",)}
+IDF, SUMMIT = "telegraf-idfdev", "telegraf-summit"
+ROLES = [IDF, SUMMIT, "bucketmaker", "taskmaker", "notifier"]
 COPY_TASK = """option task = {{name: "{name}", every: 1h}}
 
 from(bucket: "alpha")
@@ -51,6 +54,7 @@ class Org:
     token: str
     name: str
     id: str
+    repo: PhalanxRepo
 
     @property
     def bot(self) -> str:
@@ -61,16 +65,19 @@ class Org:
             "INFLUXDB_URL": self.url,
             "INFLUXDB_TOKEN": self.token,
             "INFLUXDB_ORG": self.name,
+            "PHALANX_REPO": self.repo.url,
             **extra,
         }
 
 
-def new_org(server: InfluxServer) -> Org:
+def new_org(server: InfluxServer, directory: Path) -> Org:
+    """A new org, and its configuration repository (tokenmaker reads the environments)."""
     name = f"tok-{uuid.uuid4().hex[:10]}"
     with server.client() as client:
         response = client.post("/api/v2/orgs", json={"name": name})
         response.raise_for_status()
-        return Org(server.url, server.token, name, response.json()["id"])
+        repo = PhalanxRepo(directory / name)
+        return Org(server.url, server.token, name, response.json()["id"], repo)
 
 
 def client(org: Org, token: str | None = None) -> httpx.Client:
@@ -79,8 +86,22 @@ def client(org: Org, token: str | None = None) -> httpx.Client:
     )
 
 
-def make_buckets(org: Org, apps: tuple[str, ...] = APPS) -> None:
-    inventory = Inventory((Environment("test", None, "values-test.yaml", apps),))
+def make_buckets(org: Org, environments: dict[str, tuple[str, ...]] = ENVIRONMENTS) -> None:
+    """Commit ``environments`` to the org's repository and make their buckets."""
+    apps = sorted({app for enabled in environments.values() for app in enabled})
+    org.repo.set_apps(
+        {app: False for app in apps},
+        {
+            env: {"applications": dict.fromkeys(enabled, True)}
+            for env, enabled in environments.items()
+        },
+    )
+    inventory = Inventory(
+        tuple(
+            Environment(env, None, f"values-{env}.yaml", enabled)
+            for env, enabled in environments.items()
+        )
+    )
     with InfluxHTTP(org.url, org.token) as http:
         maker = BucketMaker(InfluxDBStore(http, org.name), inventory, retention_seconds=0)
         report = reconcile(maker, ReconcileOptions(concurrency=4))
@@ -161,8 +182,10 @@ def run_task(org: Org, token: str, flux: str) -> tuple[dict[str, Any], str, list
 
 
 @pytest.fixture(scope="module")
-def fleet(influxdb: InfluxServer) -> Iterator[tuple[Org, dict[str, str]]]:
-    org = new_org(influxdb)
+def fleet(
+    influxdb: InfluxServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Org, dict[str, str]]]:
+    org = new_org(influxdb, tmp_path_factory.mktemp("tokenmaker"))
     make_buckets(org)
     yield org, tokens_of(tokenmaker(org))
 
@@ -182,13 +205,13 @@ def test_tokens_are_org_scoped_and_least_privilege(fleet: tuple[Org, dict[str, s
                 assert permission["resource"]["id"] == bot_id(org)
                 continue
             assert permission["resource"]["orgID"] == org.id
-    telegraf = ours["telegraf"]["permissions"]
-    assert {(p["action"], p["resource"]["name"]) for p in telegraf} == {
-        ("write", "alpha"),
-        ("write", "beta"),
-    }
+    for role, apps in ((IDF, {"alpha", "beta"}), (SUMMIT, {"alpha"})):
+        permissions = ours[role]["permissions"]
+        assert {(p["action"], p["resource"]["name"]) for p in permissions} == {
+            ("write", app) for app in apps
+        }
+        assert ours[role]["userID"] != bot_id(org)
     assert ours["taskmaker"]["userID"] == bot_id(org)
-    assert ours["telegraf"]["userID"] != bot_id(org)
     with client(org) as api:
         owners = api.get(f"/api/v2/orgs/{org.id}/owners").json()["users"]
         assert org.bot in {user["name"] for user in owners}
@@ -196,16 +219,19 @@ def test_tokens_are_org_scoped_and_least_privilege(fleet: tuple[Org, dict[str, s
         assert [o["name"] for o in orgs] == [org.name]
 
 
-def test_telegraf_writes_app_buckets_only(
-    fleet: tuple[Org, dict[str, str]], influxdb: InfluxServer
+def test_telegraf_writes_its_environments_app_buckets_only(
+    fleet: tuple[Org, dict[str, str]], influxdb: InfluxServer, tmp_path: Path
 ) -> None:
     org, tokens = fleet
-    token = tokens["telegraf"]
+    token = tokens[IDF]
     assert write(org, token, "alpha", "probe,host=a value=1") == 204
     assert write(org, token, "beta", "probe,host=b value=1") == 204
     assert write(org, token, "multiapp_", "probe value=1") == 403
     assert write(org, token, "alerted_", "probe value=1") == 403
-    other = new_org(influxdb)
+    # summit does not enable beta: its cluster's token cannot write there.
+    assert write(org, tokens[SUMMIT], "alpha", "probe,host=s value=1") == 204
+    assert write(org, tokens[SUMMIT], "beta", "probe,host=s value=1") == 403
+    other = new_org(influxdb, tmp_path)
     make_buckets(other)
     assert write(org, token, "alpha", "probe value=1", org_name=other.name) == 403
     assert query(org, token, 'from(bucket: "alpha") |> range(start: -1h)').status_code == 404
@@ -218,7 +244,7 @@ def test_taskmaker_task_runs_as_the_bot_and_writes_multiapp(
     token = tokens["taskmaker"]
     # A forced run's now() is its scheduledFor, in whole seconds: write a minute earlier.
     minute_ago = time.time_ns() - 60 * 10**9
-    assert write(org, tokens["telegraf"], "alpha", f"probe,host=t value=42 {minute_ago}") == 204
+    assert write(org, tokens[IDF], "alpha", f"probe,host=t value=42 {minute_ago}") == 204
     task, status, logs = run_task(org, token, COPY_TASK.format(name="copied"))
     assert status == "success", logs
     assert task["ownerID"] == bot_id(org)
@@ -323,8 +349,10 @@ def test_bucketmaker_token_runs_bucketmaker_and_bucketmapper(
 # Idempotence, rotation, output
 
 
-def test_rerun_creates_nothing_new_app_is_stale_and_rotate_replaces(influxdb: InfluxServer) -> None:
-    org = new_org(influxdb)
+def test_rerun_creates_nothing_new_app_is_stale_and_rotate_replaces(
+    influxdb: InfluxServer, tmp_path: Path
+) -> None:
+    org = new_org(influxdb, tmp_path)
     make_buckets(org)
     first = tokens_of(tokenmaker(org))
     before = {a["id"] for a in authorizations(org)}
@@ -336,34 +364,47 @@ def test_rerun_creates_nothing_new_app_is_stale_and_rotate_replaces(influxdb: In
     for value in first.values():
         assert value not in again.stdout
     text = run_cli(["tokenmaker", "--bot-user", org.bot], org.env())
-    assert text.exit_code == 0 and text.stdout.count("exists   token") == 4
+    assert text.exit_code == 0 and text.stdout.count("exists   token") == 5
     assert {a["id"] for a in authorizations(org)} == before
 
-    make_buckets(org, (*APPS, "gamma"))
+    # gamma enabled in idfdev only: only idfdev's token is stale.
+    make_buckets(org, {"idfdev": ("alpha", "beta", "gamma"), "summit": ("alpha",)})
     stale = tokenmaker(org, known=tuple(first.values()))
     assert stale.exit_code == 0
-    assert stale.json()["stale"] == [{"role": "telegraf", "reason": "lacks write:buckets/gamma"}]
-    assert write(org, first["telegraf"], "gamma", "probe value=1") == 403
+    assert stale.json()["stale"] == [{"role": IDF, "reason": "lacks write:buckets/gamma"}]
+    assert write(org, first[IDF], "gamma", "probe value=1") == 403
 
-    rotated_run = tokenmaker(org, "--rotate", known=tuple(first.values()))
+    # One cluster's token is rotated alone: the other clusters' keep working.
+    alone_run = tokenmaker(org, "--rotate", "--role", IDF, known=tuple(first.values()))
+    alone = tokens_of(alone_run)
+    assert [(c["action"], c["name"]) for c in alone_run.changes] == [("recreate", IDF)]
+    assert list(alone) == [IDF]
+    assert write(org, alone[IDF], "gamma", "probe value=1") == 204
+    assert write(org, first[IDF], "alpha", "probe value=1") == 401
+    assert write(org, first[SUMMIT], "alpha", "probe value=1") == 204
+    assert tokenmaker(org, known=(*first.values(), *alone.values())).json()["stale"] == []
+
+    rotated_run = tokenmaker(org, "--rotate", known=(*first.values(), *alone.values()))
     rotated = tokens_of(rotated_run)
     assert [(c["action"], c["name"]) for c in rotated_run.changes] == [
         ("recreate", role) for role in ROLES
     ]
     assert set(rotated) == set(ROLES)
     assert not set(rotated.values()) & set(first.values())
-    assert write(org, rotated["telegraf"], "gamma", "probe value=1") == 204
-    for role, old in first.items():
+    assert not set(rotated.values()) & set(alone.values())
+    assert write(org, rotated[IDF], "gamma", "probe value=1") == 204
+    assert write(org, rotated[SUMMIT], "gamma", "probe value=1") == 403
+    for role, old in [*first.items(), *alone.items()]:
         with client(org, old) as api:
             assert api.get("/api/v2/buckets", params={"org": org.name}).status_code == 401, role
-    assert len(authorizations(org)) == 4
+    assert len(authorizations(org)) == 5
     assert tokenmaker(org).json()["stale"] == []
 
 
 def test_secret_manifest_gets_the_values_and_stdout_none(
     influxdb: InfluxServer, tmp_path: Path
 ) -> None:
-    org = new_org(influxdb)
+    org = new_org(influxdb, tmp_path)
     make_buckets(org)
     path = tmp_path / "tokens.yaml"
     run = run_cli(
@@ -386,11 +427,14 @@ def test_secret_manifest_gets_the_values_and_stdout_none(
     assert secret["kind"] == "Secret" and secret["apiVersion"] == "v1"
     assert secret["metadata"]["name"] == "influxdb-tokens"
     assert secret["metadata"]["namespace"] == "monitoring"
+    # One key per cluster: telegraf-idfdev-token, telegraf-summit-token, then the jobs'.
     assert list(secret["stringData"]) == [f"{role}-token" for role in ROLES]
     for value in secret["stringData"].values():
         assert value not in run.stdout and value not in run.stderr
     assert f"{path} written" in run.stdout
-    assert write(org, secret["stringData"]["telegraf-token"], "alpha", "probe value=1") == 204
+    data = secret["stringData"]
+    assert write(org, data["telegraf-idfdev-token"], "beta", "probe value=1") == 204
+    assert write(org, data["telegraf-summit-token"], "beta", "probe value=1") == 403
 
     content = path.read_text()
     again = run_cli(
@@ -400,15 +444,15 @@ def test_secret_manifest_gets_the_values_and_stdout_none(
     assert path.read_text() == content
 
 
-def test_dry_run_changes_nothing(influxdb: InfluxServer) -> None:
-    org = new_org(influxdb)
+def test_dry_run_changes_nothing(influxdb: InfluxServer, tmp_path: Path) -> None:
+    org = new_org(influxdb, tmp_path)
     make_buckets(org)
     run = tokenmaker(org, "--dry-run")
     assert run.exit_code == 0, run.stderr
     assert [(c["action"], c["kind"]) for c in run.changes] == [
         ("create", "user"),
         ("create", "org-owner"),
-        *[("create", "token")] * 4,
+        *[("create", "token")] * 5,
     ]
     assert run.json()["tokens"] == {}
     assert authorizations(org) == []
@@ -416,12 +460,17 @@ def test_dry_run_changes_nothing(influxdb: InfluxServer) -> None:
         assert api.get("/api/v2/users", params={"name": org.bot}).status_code == 404
 
 
-def test_missing_internal_buckets_and_bad_token_exit_codes(influxdb: InfluxServer) -> None:
-    org = new_org(influxdb)
+def test_missing_internal_buckets_and_bad_token_exit_codes(
+    influxdb: InfluxServer, tmp_path: Path
+) -> None:
+    org = new_org(influxdb, tmp_path)
+    org.repo.set_apps({"alpha": True}, {"idfdev": {}})
     run = run_cli(["tokenmaker", "--bot-user", org.bot], org.env())
     assert run.exit_code == 2
-    assert run.stderr.strip().count("\n") == 0
-    assert "run bucketmaker first" in run.stderr
+    # One line of error; the others are the INFO lines of reading the repository.
+    lines = [line for line in run.stderr.splitlines() if " INFO rubin_monitoring." not in line]
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "run bucketmaker first" in lines[0]
     assert authorizations(org) == []
     refused = run_cli(
         ["tokenmaker", "--bot-user", org.bot], {**org.env(), "INFLUXDB_TOKEN": "not-a-token"}
@@ -430,11 +479,11 @@ def test_missing_internal_buckets_and_bad_token_exit_codes(influxdb: InfluxServe
 
 
 def test_bucket_ownership_does_not_let_a_task_write_org_ownership_does(
-    influxdb: InfluxServer,
+    influxdb: InfluxServer, tmp_path: Path
 ) -> None:
     """Why the bot user is an org owner: a task's run permissions come from its owner's
     user-resource mappings, and only the org-owner mapping grants bucket write."""
-    org = new_org(influxdb)
+    org = new_org(influxdb, tmp_path)
     make_buckets(org)
     with InfluxHTTP(org.url, org.token) as http:
         auths = AuthorizationStore(http)
@@ -454,7 +503,8 @@ def test_bucket_ownership_does_not_let_a_task_write_org_ownership_does(
         assert user.id not in auths.org_member_ids(org.id)
         auths.remove_mapping("orgs", org.id, OWNER, user.id)
         auths.add_mapping("orgs", org.id, MEMBER, user.id)
-        assert write(org, tokens["telegraf"], "alpha", "probe value=7") == 204
+        assert set(tokens) == {"taskmaker", IDF, SUMMIT}  # telegraf: every environment's
+        assert write(org, tokens[IDF], "alpha", "probe value=7") == 204
         _, status, logs = run_task(org, tokens["taskmaker"], COPY_TASK.format(name="member"))
         assert status == "failed"
         assert any("user not authorized to write" in line for line in logs), logs
@@ -463,3 +513,42 @@ def test_bucket_ownership_does_not_let_a_task_write_org_ownership_does(
         assert [c["kind"] for c in tokenmaker(org).changes] == ["org-owner", "token", "token"]
         _, status, logs = run_task(org, tokens["taskmaker"], COPY_TASK.format(name="owner"))
         assert status == "success", logs
+
+
+def test_the_old_single_telegraf_token_is_reported_then_pruned(
+    influxdb: InfluxServer, tmp_path: Path
+) -> None:
+    """A token of the old scheme (one Telegraf token for every cluster) is an orphan: kept and
+    reported until the per-environment tokens are deployed, deleted with --prune."""
+    org = new_org(influxdb, tmp_path)
+    make_buckets(org)
+    with InfluxHTTP(org.url, org.token) as http:
+        store = InfluxDBStore(http, org.name)
+        alpha = next(b for b in store.list_buckets() if b.name == "alpha")
+        legacy = AuthorizationStore(http).create_authorization(
+            org.id,
+            token_description("telegraf"),
+            [Permission("write", "buckets", org.id, alpha.id)],
+            store.current_user_id(),
+        )
+    first = tokenmaker(org, known=(legacy.token,))
+    tokens = tokens_of(first)
+    assert set(tokens) == set(ROLES)
+    assert first.json()["orphans"] == [
+        {
+            "kind": "token",
+            "name": f"telegraf ({legacy.id})",
+            "reason": "the single Telegraf token of the old scheme: each cluster now has its "
+            "own telegraf-<environment> token; deploy those, then --prune deletes this one",
+        }
+    ]
+    assert write(org, legacy.token, "alpha", "probe value=1") == 204
+
+    pruned = tokenmaker(org, "--prune", known=(legacy.token, *tokens.values()))
+    assert pruned.exit_code == 0, pruned.stderr
+    assert [(c["action"], c["name"]) for c in pruned.changes] == [
+        ("delete", f"telegraf ({legacy.id})")
+    ]
+    assert write(org, legacy.token, "alpha", "probe value=1") == 401
+    assert write(org, tokens[SUMMIT], "alpha", "probe value=1") == 204
+    assert len(authorizations(org)) == 5

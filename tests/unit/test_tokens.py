@@ -14,7 +14,8 @@ import yaml
 
 from rubin_monitoring.exceptions import ConfigError, InfluxDBError, RubinMonitoringError
 from rubin_monitoring.models.buckets import ObservedBucket
-from rubin_monitoring.models.changes import Action, NoteKind, Plan, ReconcileOptions
+from rubin_monitoring.models.changes import NoteKind, Plan, ReconcileOptions
+from rubin_monitoring.models.inventory import Environment, Inventory, InventoryProblem
 from rubin_monitoring.models.tokens import (
     BotObservation,
     CreatedToken,
@@ -24,6 +25,8 @@ from rubin_monitoring.models.tokens import (
     Role,
     TokenSpec,
     describe_permissions,
+    telegraf_environment,
+    telegraf_role,
     token_description,
     token_role,
 )
@@ -32,9 +35,12 @@ from rubin_monitoring.services.reconcile import reconcile
 from rubin_monitoring.services.tokens import (
     TokenMaker,
     TokenReport,
+    all_roles,
     application_buckets,
     desired_tokens,
+    environment_buckets,
     plan_tokens,
+    select_roles,
 )
 from rubin_monitoring.storage.secret_manifest import (
     check_manifest_path,
@@ -61,13 +67,19 @@ BUCKETS = [
 ]
 
 
-def specs(roles: frozenset[Role] = frozenset(Role)) -> list[TokenSpec]:
-    desired, conflicts = desired_tokens(ORG, "rubin", BUCKETS, roles, BOT.id)
+# Each environment's application buckets: one Telegraf token each.
+ENVIRONMENTS = {"idfdev": ["alpha", "beta"], "summit": ["alpha"]}
+IDF, SUMMIT = "telegraf-idfdev", "telegraf-summit"
+ROLES = [IDF, SUMMIT, "bucketmaker", "taskmaker", "notifier"]
+
+
+def specs(roles: frozenset[str] | None = None) -> list[TokenSpec]:
+    desired, conflicts = desired_tokens(ORG, "rubin", BUCKETS, roles, BOT.id, ENVIRONMENTS)
     assert conflicts == []
     return desired
 
 
-def by_role(desired: list[TokenSpec]) -> dict[Role, TokenSpec]:
+def by_role(desired: list[TokenSpec]) -> dict[str, TokenSpec]:
     return {spec.role: spec for spec in desired}
 
 
@@ -82,7 +94,7 @@ def observed(
     description: str | None = None,
 ) -> ObservedAuthorization:
     return ObservedAuthorization(
-        id=id or f"auth-{spec.role.value}",
+        id=id or f"auth-{spec.role}",
         description=description if description is not None else spec.description,
         user_id=BOT.id if spec.bot_owned and user_id == "admin" else user_id,
         user_name=None,
@@ -116,9 +128,13 @@ def warnings(plan: Plan[Any, Any]) -> list[str]:
 
 
 def test_description_marker_round_trips_and_ignores_foreign_tokens() -> None:
-    for role in Role:
-        assert token_role(token_description(role)) == role.value
-    assert "managed-by=rubin-monitoring token=telegraf" in token_description(Role.TELEGRAF)
+    for role in [*ROLES, "telegraf"]:
+        assert token_role(token_description(role)) == role
+    assert token_description(IDF).endswith("(managed-by=rubin-monitoring token=telegraf-idfdev)")
+    assert telegraf_role("idfdev") == IDF
+    assert telegraf_environment(IDF) == "idfdev"
+    assert telegraf_environment("telegraf") is None
+    assert telegraf_environment("notifier") is None
     assert token_role("admin's token=telegraf") is None  # no ownership marker
     assert token_role("x (managed-by=rubin-monitoring)") is None  # owned, but no role
     assert token_role(None) is None
@@ -164,7 +180,7 @@ def test_every_permission_names_the_org() -> None:
         assert spec.permissions
         for permission in spec.permissions:
             if permission == Permission("read", "users", "", BOT.id):
-                assert spec.role is Role.TASKMAKER
+                assert spec.role == Role.TASKMAKER
                 assert "orgID" not in permission.to_json()["resource"]  # type: ignore[operator]
                 continue
             assert permission.org_id == ORG
@@ -176,10 +192,12 @@ def test_each_role_gets_only_what_its_job_needs() -> None:
     read_org = Permission("read", "orgs", ORG, ORG)
     # The lease every writing run takes is a label.
     leases = {Permission("read", "labels", ORG), Permission("write", "labels", ORG)}
-    assert roles[Role.TELEGRAF].permissions == {
+    # Each cluster's Telegraf writes exactly its environment's applications' buckets.
+    assert roles[IDF].permissions == {
         Permission("write", "buckets", ORG, "id-alpha"),
         Permission("write", "buckets", ORG, "id-beta"),
     }
+    assert roles[SUMMIT].permissions == {Permission("write", "buckets", ORG, "id-alpha")}
     assert roles[Role.BUCKETMAKER].permissions == {
         read_org,
         Permission("read", "buckets", ORG),
@@ -204,6 +222,7 @@ def test_each_role_gets_only_what_its_job_needs() -> None:
         *leases,
     }
     assert [spec.role for spec in specs() if spec.bot_owned] == [Role.TASKMAKER]
+    assert [spec.role for spec in specs()] == ROLES
 
 
 def test_application_buckets_are_owned_non_internal_buckets() -> None:
@@ -221,16 +240,59 @@ def test_missing_internal_buckets_say_run_bucketmaker_first(missing: list[str]) 
     assert caught.value.exit_code == 2
 
 
-def test_no_application_bucket_blocks_only_the_telegraf_token() -> None:
+def test_no_application_bucket_blocks_only_the_telegraf_tokens() -> None:
     internal = [b for b in BUCKETS if b.name in ("multiapp_", "alerted_")]
-    desired, conflicts = desired_tokens(ORG, "rubin", internal)
+    desired, conflicts = desired_tokens(ORG, "rubin", internal, environments=ENVIRONMENTS)
     assert [spec.role for spec in desired] == [Role.BUCKETMAKER, Role.TASKMAKER, Role.NOTIFIER]
-    assert [(c.kind, c.name) for c in conflicts] == [("token", "telegraf")]
+    assert [(c.category, c.kind, c.name) for c in conflicts] == [
+        (NoteKind.CONFLICT, "token", IDF),
+        (NoteKind.CONFLICT, "token", SUMMIT),
+    ]
+    assert "run bucketmaker" in conflicts[0].reason
+
+
+def test_a_bucket_not_made_yet_is_a_warning_and_the_token_writes_the_others() -> None:
+    environments = {"idfdev": ["alpha", "beta", "gamma"]}
+    desired, notes = desired_tokens(ORG, "rubin", BUCKETS, None, BOT.id, environments)
+    assert by_role(desired)[IDF].permissions == by_role(specs())[IDF].permissions
+    assert [(n.category, n.name) for n in notes] == [(NoteKind.WARNING, IDF)]
+    assert "gamma" in notes[0].reason
 
 
 def test_roles_select_the_tokens() -> None:
-    desired = specs(frozenset({Role.NOTIFIER}))
+    desired = specs(frozenset({Role.NOTIFIER.value}))
     assert [spec.role for spec in desired] == [Role.NOTIFIER]
+    assert [spec.role for spec in specs(frozenset({SUMMIT}))] == [SUMMIT]
+
+
+def test_role_option_accepts_fixed_and_per_environment_roles() -> None:
+    environments = list(ENVIRONMENTS)
+    assert select_roles([], environments) is None
+    assert select_roles(["notifier", IDF], environments) == frozenset({"notifier", IDF})
+    # telegraf alone: every environment's Telegraf token (what bucketmaker's RECREATE_BUCKETS
+    # conflict tells the operator to rotate).
+    assert select_roles(["telegraf"], environments) == frozenset({IDF, SUMMIT})
+    with pytest.raises(ConfigError) as caught:
+        select_roles(["telegraf-base"], environments)
+    assert str(caught.value) == (
+        "unknown --role 'telegraf-base' (roles: bucketmaker, taskmaker, notifier, "
+        "telegraf-idfdev, telegraf-summit, telegraf)"
+    )
+    assert all_roles(environments) == set(ROLES)
+
+
+def test_environment_buckets_follow_the_inventory() -> None:
+    inventory = Inventory(
+        (
+            Environment("idfdev", None, "values-idfdev.yaml", ("times-square", "mobu", "bad_")),
+            Environment("summit", None, "values-summit.yaml", ("mobu",)),
+        ),
+        (InventoryProblem("values-idfdev.yaml", "bad_", "reserved"),),
+    )
+    assert environment_buckets(inventory) == {
+        "idfdev": ["mobu", "times_square"],
+        "summit": ["mobu"],
+    }
 
 
 # Planning
@@ -241,10 +303,7 @@ def test_first_run_creates_the_bot_its_ownership_and_every_token() -> None:
     assert summary(plan.changes) == [
         ("create", "user", "rubin-monitoring-bot"),
         ("create", "org-owner", "rubin-monitoring-bot"),
-        ("create", "token", "telegraf"),
-        ("create", "token", "bucketmaker"),
-        ("create", "token", "taskmaker"),
-        ("create", "token", "notifier"),
+        *[("create", "token", role) for role in ROLES],
     ]
 
 
@@ -254,8 +313,8 @@ def test_converged_run_changes_nothing_and_lists_the_existing_tokens() -> None:
     assert plan.changes == []
     assert plan.orphans == []
     assert stale(plan) == []
-    assert existing(plan) == ["telegraf", "bucketmaker", "taskmaker", "notifier"]
-    assert plan.unchanged == 6  # user, ownership, four tokens
+    assert existing(plan) == ROLES
+    assert plan.unchanged == 7  # user, ownership, five tokens
 
 
 def test_bot_without_ownership_gets_only_the_ownership() -> None:
@@ -275,34 +334,41 @@ def test_rotate_recreates_every_token_and_replaces_all_of_its_role() -> None:
     plan = plan_tokens(
         specs(), [*converged(), older], BotObservation(BOT, org_owner=True), rotate=True
     )
-    assert summary(plan.changes) == [("recreate", "token", role.value) for role in Role]
+    assert summary(plan.changes) == [("recreate", "token", role) for role in ROLES]
     notifier = plan.changes[-1]
     assert notifier.current is not None
     assert [t.id for t in notifier.current.tokens] == ["auth-notifier", "old-notifier"]
     assert plan.orphans == []
 
 
-def test_new_application_makes_the_telegraf_token_stale_not_recreated() -> None:
-    telegraf = by_role(specs())[Role.TELEGRAF]
+def test_new_application_makes_its_environments_telegraf_token_stale_not_recreated() -> None:
+    """beta enabled in idfdev only: only idfdev's token is stale; summit's is unaffected."""
+    telegraf = by_role(specs())[IDF]
     before = frozenset(p for p in telegraf.permissions if p.resource_id == "id-alpha")
-    tokens = [observed(s) for s in specs() if s.role is not Role.TELEGRAF]
+    tokens = [observed(s) for s in specs() if s.role != IDF]
     tokens.append(observed(telegraf, permissions=before))
     plan = plan_tokens(specs(), tokens, BotObservation(BOT, org_owner=True))
     assert plan.changes == []
-    assert stale(plan) == [("telegraf", "lacks write:buckets/beta")]
-    assert "telegraf" not in existing(plan)
+    assert stale(plan) == [(IDF, "lacks write:buckets/beta")]
+    assert IDF not in existing(plan) and SUMMIT in existing(plan)
 
-    rotated = plan_tokens(specs(), tokens, BotObservation(BOT, org_owner=True), rotate=True)
+    selected = frozenset({IDF})
+    rotated = plan_tokens(
+        specs(selected), tokens, BotObservation(BOT, org_owner=True), rotate=True, roles=selected
+    )
+    assert summary(rotated.changes) == [("recreate", "token", IDF)]
     first = rotated.changes[0]
-    assert (first.action, first.name) == (Action.RECREATE, "telegraf")
     assert first.reason == "--rotate (was stale: lacks write:buckets/beta)"
+    assert first.current is not None
+    assert [t.id for t in first.current.tokens] == [f"auth-{IDF}"]
 
 
 def test_inactive_extra_permission_and_wrong_owner_are_stale() -> None:
     roles = by_role(specs())
     extra = Permission("write", "buckets", ORG, "id-gone", "gone")
     tokens = [
-        observed(roles[Role.TELEGRAF], active=False),
+        observed(roles[IDF], active=False),
+        observed(roles[SUMMIT]),
         observed(roles[Role.BUCKETMAKER]),
         observed(roles[Role.TASKMAKER], user_id="admin-user"),
         observed(roles[Role.NOTIFIER], permissions=roles[Role.NOTIFIER].permissions | {extra}),
@@ -310,7 +376,7 @@ def test_inactive_extra_permission_and_wrong_owner_are_stale() -> None:
     plan = plan_tokens(specs(), tokens, BotObservation(BOT, org_owner=True))
     reasons = dict(stale(plan))
     assert reasons == {
-        "telegraf": "inactive",
+        IDF: "inactive",
         "taskmaker": "belongs to user admin-user, not to the bot user rubin-monitoring-bot",
         "notifier": "also has write:buckets/gone",
     }
@@ -322,17 +388,17 @@ def test_taskmaker_token_is_stale_when_the_bot_user_is_new() -> None:
 
 
 def test_duplicates_and_unknown_roles_are_orphans_deleted_only_with_prune() -> None:
-    spec = by_role(specs())[Role.TELEGRAF]
+    spec = by_role(specs())[IDF]
     older = observed(spec, id="old", created_at="2024-01-01T00:00:00Z")
     unknown = observed(spec, id="weird", description=token_description("grafana"))
     tokens = [*converged(), older, unknown]
     bot = BotObservation(BOT, org_owner=True)
     plan = plan_tokens(specs(), tokens, bot)
     assert plan.changes == []
-    assert [o.name for o in plan.orphans] == ["telegraf (old)", "grafana (weird)"]
+    assert [o.name for o in plan.orphans] == [f"{IDF} (old)", "grafana (weird)"]
     pruned = plan_tokens(specs(), tokens, bot, prune=True)
     assert summary(pruned.changes) == [
-        ("delete", "token", "telegraf (old)"),
+        ("delete", "token", f"{IDF} (old)"),
         ("delete", "token", "grafana (weird)"),
     ]
     assert all(c.spec is None for c in pruned.changes)
@@ -340,14 +406,73 @@ def test_duplicates_and_unknown_roles_are_orphans_deleted_only_with_prune() -> N
 
 def test_unselected_roles_and_the_bot_are_left_alone() -> None:
     plan = plan_tokens(
-        specs(frozenset({Role.TELEGRAF})),
+        specs(frozenset({IDF})),
         converged()[1:],
         None,
-        roles=frozenset({Role.TELEGRAF}),
+        roles=frozenset({IDF}),
         rotate=True,
+        known_roles=set(ROLES),
     )
-    assert summary(plan.changes) == [("create", "token", "telegraf")]
+    assert summary(plan.changes) == [("create", "token", IDF)]
     assert plan.orphans == []
+
+
+def legacy_telegraf_token() -> ObservedAuthorization:
+    """The single Telegraf token of the old scheme (write on every application bucket)."""
+    permissions = by_role(specs())[IDF].permissions
+    return ObservedAuthorization(
+        "auth-telegraf", token_description("telegraf"), "admin", None, True, permissions
+    )
+
+
+def test_the_old_single_telegraf_token_is_an_orphan_deleted_only_with_prune() -> None:
+    tokens = [*converged(), legacy_telegraf_token()]
+    bot = BotObservation(BOT, org_owner=True)
+    known = all_roles(ENVIRONMENTS)
+    plan = plan_tokens(specs(), tokens, bot, operator_id="admin", known_roles=known)
+    assert plan.changes == []
+    assert [(o.name, o.reason) for o in plan.orphans] == [
+        (
+            "telegraf (auth-telegraf)",
+            "the single Telegraf token of the old scheme: each cluster now has its own "
+            "telegraf-<environment> token; deploy those, then --prune deletes this one",
+        )
+    ]
+    pruned = plan_tokens(specs(), tokens, bot, operator_id="admin", prune=True, known_roles=known)
+    assert summary(pruned.changes) == [("delete", "token", "telegraf (auth-telegraf)")]
+    # A rotation of selected roles neither reports nor deletes it.
+    selected = plan_tokens(
+        specs(frozenset({IDF})),
+        tokens,
+        bot,
+        operator_id="admin",
+        prune=True,
+        rotate=True,
+        roles=frozenset({IDF}),
+        known_roles=known,
+    )
+    assert summary(selected.changes) == [("recreate", "token", IDF)]
+    assert selected.orphans == []
+    # Someone else's token described like it is not ours: never an orphan.
+    foreign = ObservedAuthorization(
+        "x", token_description("telegraf"), "person", None, True, frozenset()
+    )
+    other = plan_tokens(specs(), [*converged(), foreign], bot, operator_id="admin", prune=True)
+    assert other.changes == [] and other.orphans == []
+
+
+def test_a_removed_environments_telegraf_token_is_an_orphan() -> None:
+    summit = by_role(specs())[SUMMIT]
+    gone = observed(summit, id="auth-base", description=token_description("telegraf-base"))
+    plan = plan_tokens(
+        specs(),
+        [*converged(), gone],
+        BotObservation(BOT, org_owner=True),
+        known_roles=all_roles(ENVIRONMENTS),
+    )
+    assert [(o.name, o.reason) for o in plan.orphans] == [
+        ("telegraf-base (auth-base)", "environment 'base' is not in the repository any more")
+    ]
 
 
 def test_bot_in_other_orgs_warns_and_inactive_bot_is_a_conflict() -> None:
@@ -435,6 +560,7 @@ class FakeAuths:
 
 
 def run(auths: FakeAuths, *, dry_run: bool = False, **options: Any) -> TokenReport:
+    options.setdefault("environments", ENVIRONMENTS)
     maker = TokenMaker(cast(Any, FakeStore(BUCKETS)), cast(Any, auths), **options)
     report = reconcile(maker, ReconcileOptions(dry_run=dry_run))
     assert isinstance(report, TokenReport)
@@ -447,12 +573,13 @@ def test_apply_creates_the_bot_before_its_token_and_returns_values_once() -> Non
     assert auths.calls == [
         ("create_user", "rubin-monitoring-bot"),
         ("add_org_owner", ORG, "new-bot"),
-        ("create_authorization", "telegraf", "admin"),
+        ("create_authorization", IDF, "admin"),
+        ("create_authorization", SUMMIT, "admin"),
         ("create_authorization", "bucketmaker", "admin"),
         ("create_authorization", "taskmaker", "new-bot"),
         ("create_authorization", "notifier", "admin"),
     ]
-    assert set(result.tokens) == {"telegraf", "bucketmaker", "taskmaker", "notifier"}
+    assert set(result.tokens) == set(ROLES)
     assert result.exit_code == 0
     assert "SECRET" not in repr(result)
     assert "SECRET" not in repr(CreatedToken("i", "SECRET"))
@@ -461,7 +588,7 @@ def test_apply_creates_the_bot_before_its_token_and_returns_values_once() -> Non
 def test_member_bot_loses_the_member_mapping_before_it_gets_the_owner_one() -> None:
     auths = FakeAuths(converged(), BOT)
     auths.owners, auths.members = set(), {BOT.id}
-    run(auths, roles=[Role.TASKMAKER])
+    run(auths, roles=["taskmaker"])
     assert auths.calls == [
         ("remove_org_member", ORG, BOT.id),
         ("add_org_owner", ORG, BOT.id),
@@ -470,17 +597,36 @@ def test_member_bot_loses_the_member_mapping_before_it_gets_the_owner_one() -> N
 
 def test_rotate_creates_the_new_token_before_deleting_the_old() -> None:
     auths = FakeAuths(converged(), BOT)
-    result = run(auths, rotate=True, roles=[Role.TELEGRAF])
+    result = run(auths, rotate=True, roles=[SUMMIT])
     assert auths.calls == [
-        ("create_authorization", "telegraf", "admin"),
-        ("delete_authorization", "auth-telegraf"),
+        ("create_authorization", SUMMIT, "admin"),
+        ("delete_authorization", f"auth-{SUMMIT}"),
     ]
-    assert list(result.tokens) == ["telegraf"]
+    assert list(result.tokens) == [SUMMIT]
+
+
+def test_rotate_role_telegraf_replaces_every_environments_token() -> None:
+    auths = FakeAuths(converged(), BOT)
+    result = run(auths, rotate=True, roles=["telegraf"])
+    assert auths.calls == [
+        ("create_authorization", IDF, "admin"),
+        ("delete_authorization", f"auth-{IDF}"),
+        ("create_authorization", SUMMIT, "admin"),
+        ("delete_authorization", f"auth-{SUMMIT}"),
+    ]
+    assert list(result.tokens) == [IDF, SUMMIT]
+
+
+def test_an_unknown_role_is_bad_input_before_anything_is_asked() -> None:
+    auths = FakeAuths()
+    with pytest.raises(ConfigError, match="unknown --role 'telegraf-nope'"):
+        run(auths, roles=["telegraf-nope"])
+    assert auths.calls == []
 
 
 def test_failed_delete_is_a_partial_failure_that_still_returns_the_new_value() -> None:
     auths = FakeAuths(converged(), BOT, fail_delete=True)
-    result = run(auths, rotate=True, roles=[Role.NOTIFIER])
+    result = run(auths, rotate=True, roles=["notifier"])
     assert list(result.tokens) == ["notifier"]
     assert result.exit_code == 1
 
@@ -490,7 +636,7 @@ def test_dry_run_calls_nothing_that_writes() -> None:
     result = run(auths, dry_run=True)
     assert auths.calls == []
     assert result.tokens == {}
-    assert len(result.results) == 6
+    assert len(result.results) == 7
 
 
 def test_empty_bot_user_is_bad_input() -> None:
@@ -509,12 +655,7 @@ def test_text_output_prints_each_value_once_and_json_matches() -> None:
         assert f"{role} {token}" in text.splitlines()
     body = to_json(result, manifest=None)
     assert body["tokens"] == result.tokens
-    assert list(cast(dict[str, str], body["tokens"])) == [
-        "telegraf",
-        "bucketmaker",
-        "taskmaker",
-        "notifier",
-    ]
+    assert list(cast(dict[str, str], body["tokens"])) == ROLES
     json.dumps(body)
 
 
@@ -532,18 +673,24 @@ def test_rerun_output_says_the_tokens_exist_without_values() -> None:
     result = run(FakeAuths(converged(), BOT))
     text = render_text(result, manifest=None)
     assert result.tokens == {}
-    assert text.count("exists   token") == 4
+    assert text.count("exists   token") == 5
     assert "SECRET" not in text and "new tokens" not in text
 
 
 def test_secret_manifest_is_a_valid_secret_with_one_key_per_role() -> None:
-    text = secret_manifest_text({"notifier": "n", "telegraf": "t"}, "tokens", "monitoring")
+    tokens = {"notifier": "n", SUMMIT: "s", "bucketmaker": "b", IDF: "i"}
+    text = secret_manifest_text(tokens, "tokens", "monitoring")
     document = yaml.safe_load(text)
     assert document["kind"] == "Secret" and document["apiVersion"] == "v1"
     assert document["metadata"]["name"] == "tokens"
     assert document["metadata"]["namespace"] == "monitoring"
-    assert document["stringData"] == {"telegraf-token": "t", "notifier-token": "n"}
-    assert list(document["stringData"]) == ["telegraf-token", "notifier-token"]
+    # One key per environment: each cluster's DaemonSet reads its own.
+    assert list(document["stringData"].items()) == [
+        ("telegraf-idfdev-token", "i"),
+        ("telegraf-summit-token", "s"),
+        ("bucketmaker-token", "b"),
+        ("notifier-token", "n"),
+    ]
     assert "namespace" not in yaml.safe_load(secret_manifest_text({"a": "b"}))["metadata"]
 
 
@@ -580,11 +727,11 @@ def test_a_look_alike_token_of_someone_else_is_never_ours() -> None:
     """Issue 8: a hand-made token described like the toolkit's (exactly, or with ``NOT``) is
     neither taken as current nor pruned; ownership needs the marker and the right user."""
     roles = by_role(specs())
-    telegraf = roles[Role.TELEGRAF]
+    telegraf = roles[IDF]
     not_marked = observed(
         telegraf,
         id="fake-1",
-        description="NOT managed-by=rubin-monitoring token=telegraf",
+        description="NOT managed-by=rubin-monitoring token=telegraf-idfdev",
         created_at="2030-01-01T00:00:00Z",
     )
     other_user = observed(
@@ -595,7 +742,7 @@ def test_a_look_alike_token_of_someone_else_is_never_ours() -> None:
         specs(), tokens, BotObservation(BOT, org_owner=True), operator_id="admin", prune=True
     )
     assert plan.changes == [] and plan.orphans == []
-    assert existing(plan) == ["telegraf", "bucketmaker", "taskmaker", "notifier"]
+    assert existing(plan) == ROLES
     rotated = plan_tokens(
         specs(), tokens, BotObservation(BOT, org_owner=True), operator_id="admin", rotate=True
     )

@@ -21,12 +21,32 @@ WRITE = "write"
 
 
 class Role(StrEnum):
-    """One token per role; the role names are also the keys of the Kubernetes Secret."""
+    """The toolkit's own jobs' roles, one token each; with the per-environment Telegraf roles
+    (:func:`telegraf_role`) the role names are also the keys of the Kubernetes Secret."""
 
-    TELEGRAF = "telegraf"
     BUCKETMAKER = "bucketmaker"
     TASKMAKER = "taskmaker"
     NOTIFIER = "notifier"
+
+
+# Telegraf has one role per environment (cluster), ``telegraf-<environment>``, so that one
+# cluster's token can be revoked or rotated alone. ``telegraf`` alone was the role of the single
+# Telegraf token of the old scheme (tokenmaker reports such a token as an orphan); as a
+# ``--role`` it selects every environment's Telegraf role.
+TELEGRAF = "telegraf"
+TELEGRAF_PREFIX = f"{TELEGRAF}-"
+
+
+def telegraf_role(environment: str) -> str:
+    """The role of ``environment``'s Telegraf token, ``telegraf-<environment>``."""
+    return f"{TELEGRAF_PREFIX}{environment}"
+
+
+def telegraf_environment(role: str) -> str | None:
+    """The environment a ``telegraf-<environment>`` role names, or None for other roles."""
+    if role.startswith(TELEGRAF_PREFIX) and len(role) > len(TELEGRAF_PREFIX):
+        return role[len(TELEGRAF_PREFIX) :]
+    return None
 
 
 @dataclass(frozen=True, order=True)
@@ -90,9 +110,9 @@ def describe_permissions(permissions: Iterable[Permission]) -> str:
     return ", ".join(parts)
 
 
-def token_description(role: Role | str) -> str:
+def token_description(role: str) -> str:
     """The description that marks an authorization as the toolkit's token for ``role``."""
-    value = role.value if isinstance(role, Role) else role
+    value = str(role)
     return describe(f"rubin-monitoring {value} token", {"token": value})
 
 
@@ -108,7 +128,7 @@ class TokenSpec:
     """A desired token. ``bot_owned`` tokens belong to the bot user (taskmaker: the tasks it
     creates are then owned, and run, by the bot); the others belong to the operator's user."""
 
-    role: Role
+    role: str
     permissions: frozenset[Permission]
     bot_owned: bool = False
 

@@ -6,7 +6,8 @@ do. What each role gets and why (verified against InfluxDB 2.7.12):
 ============  =====================================================================  ==========
 role          permissions                                                            token user
 ============  =====================================================================  ==========
-telegraf      write:buckets/<each application bucket>                                operator
+telegraf-     write:buckets/<each bucket of an application the environment enables>  operator
+<env>
 bucketmaker   read:orgs/<org>, read+write:buckets, read+write:dbrp (whole org)       operator
 taskmaker     read:orgs/<org>, read:buckets, read+write:tasks (whole org),           bot user
               read:users/<the bot user itself>
@@ -34,9 +35,16 @@ telegraf)
   also why its own ``read:buckets`` is org-wide: narrowing it would protect nothing. A task can
   only write into its own org (``to()`` refuses another org without ``host``), but a bot that
   belongs to several orgs reads them all, so tokenmaker warns: use one bot user per org.
+* One Telegraf token per environment (cluster), so one cluster can be revoked or rotated
+  alone, and a leaked token writes only that cluster's applications' buckets. The environments
+  and what they enable come from the repository (as for bucketmaker).
 * Telegraf's permissions name bucket IDs and an authorization's permissions cannot be changed.
-  An application added later makes the Telegraf token *stale*: tokenmaker reports it (exit 0,
-  the token keeps working for the other buckets) and ``--rotate --role telegraf`` re-issues it.
+  An application enabled later in an environment makes that environment's Telegraf token
+  *stale*: tokenmaker reports it (exit 0, the token keeps working for the other buckets) and
+  ``--rotate --role telegraf-<env>`` re-issues it (``--role telegraf``: every environment's).
+* The single ``telegraf`` token of the old scheme (marker ``token=telegraf``) is reported as an
+  orphan once the per-environment tokens exist: deploy those, then ``--prune`` deletes it. So is
+  a ``telegraf-<env>`` token whose environment left the repository.
 
 "operator" is the user of the token tokenmaker runs with. That token must be able to create
 users, org owners and tokens for another user, and hold every permission it grants: in practice
@@ -53,7 +61,7 @@ with a look-alike description that belongs to anyone else is never current, stal
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..config import ALERT_BUCKET, ALERTED_BUCKET
@@ -61,9 +69,11 @@ from ..exceptions import ConfigError, RubinMonitoringError
 from ..models.buckets import ObservedBucket
 from ..models.changes import Action, Change, Note, NoteKind, Plan, ReconcileOptions, Report
 from ..models.checks import HOST_BUCKET, PROBES_BUCKET
+from ..models.inventory import Inventory, bucket_name
 from ..models.tokens import (
     DEFAULT_BOT_USER,
     READ,
+    TELEGRAF,
     WRITE,
     BotObservation,
     ObservedAuthorization,
@@ -71,6 +81,8 @@ from ..models.tokens import (
     Role,
     TokenSpec,
     describe_permissions,
+    telegraf_environment,
+    telegraf_role,
 )
 from ..storage.authorizations import AuthorizationStore
 from ..storage.influxdb import InfluxDBStore
@@ -78,8 +90,13 @@ from .reconcile import ReconcilingJob
 
 log = logging.getLogger(__name__)
 
+# The fixed roles; each environment adds ``telegraf-<env>`` (see models/tokens.py).
 ROLE_NAMES = tuple(role.value for role in Role)
-ALL_ROLES = frozenset(Role)
+ALL_ROLES: frozenset[str] = frozenset(ROLE_NAMES)
+ROLE_HELP = (
+    "bucketmaker, taskmaker, notifier, telegraf-<environment>, or telegraf (every "
+    "environment's Telegraf token)"
+)
 
 KIND_USER = "user"
 KIND_OWNER = "org-owner"
@@ -114,6 +131,42 @@ def application_buckets(buckets: Iterable[ObservedBucket]) -> list[ObservedBucke
     )
 
 
+def environment_buckets(inventory: Inventory) -> dict[str, list[str]]:
+    """Each environment's name -> the buckets of the applications it enables (those that have
+    one: an application the inventory rejected has none), in the repository's order."""
+    served = set(inventory.applications)
+    return {
+        env.name: sorted({bucket_name(app) for app in env.applications if app in served})
+        for env in inventory.environments
+    }
+
+
+def all_roles(environments: Iterable[str]) -> frozenset[str]:
+    """Every role tokenmaker makes for these environments."""
+    return ALL_ROLES | {telegraf_role(env) for env in environments}
+
+
+def select_roles(names: Iterable[str], environments: Collection[str]) -> frozenset[str] | None:
+    """The roles ``--role`` selects (None: every role); ``telegraf`` selects every environment's
+    Telegraf role. Raises :class:`ConfigError` naming the valid roles for an unknown one."""
+    given = list(names)
+    if not given:
+        return None
+    selected: set[str] = set()
+    for raw in given:
+        name = raw.strip()
+        if name == TELEGRAF:
+            selected |= {telegraf_role(env) for env in environments}
+        elif name in ALL_ROLES or telegraf_environment(name) in environments:
+            selected.add(name)
+        else:
+            known = ", ".join(
+                [*ROLE_NAMES, *sorted(telegraf_role(env) for env in environments), TELEGRAF]
+            )
+            raise ConfigError(f"unknown --role {name!r} (roles: {known})")
+    return frozenset(selected)
+
+
 def read_own_user(user_id: str) -> Permission:
     """Lets a token ask who it belongs to (``GET /api/v2/me``); users are not org-scoped."""
     return Permission(READ, "users", "", user_id)
@@ -123,12 +176,15 @@ def desired_tokens(
     org_id: str,
     org_name: str,
     buckets: list[ObservedBucket],
-    roles: frozenset[Role] = ALL_ROLES,
+    roles: frozenset[str] | None = None,
     bot_id: str | None = None,
+    environments: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[list[TokenSpec], list[Note]]:
-    """The token each selected role needs, from the org's buckets, and conflicts for roles
-    that cannot have one yet; ``bot_id`` is the bot user's ID when it exists (the taskmaker
-    token may read that user). Pure.
+    """The token each selected role needs (``roles`` None: every role), from the org's buckets,
+    and notes: conflicts for roles that cannot have one yet, warnings for buckets missing.
+    ``environments`` maps each environment to its applications' buckets (one Telegraf token
+    each, writing exactly those); ``bot_id`` is the bot user's ID when it exists (the
+    taskmaker token may read that user). Pure.
 
     Raises :class:`ConfigError` when ``multiapp_`` or ``alerted_`` is missing: tokenmaker
     runs after bucketmaker.
@@ -153,17 +209,32 @@ def desired_tokens(
     leases = {org_wide(READ, "labels"), org_wide(WRITE, "labels")}
     specs: list[TokenSpec] = []
     conflicts: list[Note] = []
-    for role in Role:
-        if role not in roles:
+    owned_apps = {app.name: app for app in application_buckets(buckets)}
+    for environment, wanted in (environments or {}).items():
+        name = telegraf_role(environment)
+        if roles is not None and name not in roles:
             continue
-        if role is Role.TELEGRAF:
-            apps = application_buckets(buckets)
-            if not apps:
-                reason = "no application buckets yet: run bucketmaker, then tokenmaker again"
-                conflicts.append(Note(NoteKind.CONFLICT, KIND_TOKEN, role.value, reason))
-                continue
-            permissions = {bucket(WRITE, app) for app in apps}
-        elif role is Role.BUCKETMAKER:
+        present = [owned_apps[b] for b in wanted if b in owned_apps]
+        missing = [b for b in wanted if b not in owned_apps]
+        if not present:
+            reason = (
+                f"no bucket of environment {environment}'s applications yet: run bucketmaker, "
+                "then tokenmaker again"
+            )
+            conflicts.append(Note(NoteKind.CONFLICT, KIND_TOKEN, name, reason))
+            continue
+        if missing:
+            reason = (
+                f"{name}: no owned bucket {', '.join(missing)} yet (run bucketmaker); the token "
+                "will be stale then"
+            )
+            conflicts.append(Note(NoteKind.WARNING, KIND_TOKEN, name, reason))
+        permissions = {bucket(WRITE, app) for app in present}
+        specs.append(TokenSpec(name, frozenset(permissions)))
+    for role in Role:
+        if roles is not None and role.value not in roles:
+            continue
+        if role is Role.BUCKETMAKER:
             permissions = {
                 read_org,
                 org_wide(READ, "buckets"),
@@ -190,7 +261,9 @@ def desired_tokens(
                 bucket(WRITE, alerted),
                 *leases,
             }
-        specs.append(TokenSpec(role, frozenset(permissions), bot_owned=role is Role.TASKMAKER))
+        specs.append(
+            TokenSpec(role.value, frozenset(permissions), bot_owned=role is Role.TASKMAKER)
+        )
     return specs, conflicts
 
 
@@ -230,7 +303,7 @@ def owned_tokens(
         role = token.role
         if role is None:
             continue
-        users = {operator_id, bot_id} if role == Role.TASKMAKER.value else {operator_id}
+        users = {operator_id, bot_id} if role == Role.TASKMAKER else {operator_id}
         if operator_id and token.user_id not in users:
             continue
         mine.setdefault(role, []).append(token)
@@ -246,15 +319,20 @@ def plan_tokens(
     bot_user: str = DEFAULT_BOT_USER,
     rotate: bool = False,
     prune: bool = False,
-    roles: frozenset[Role] = ALL_ROLES,
+    roles: frozenset[str] | None = None,
     conflicts: Iterable[Note] = (),
+    known_roles: Collection[str] = ALL_ROLES,
 ) -> TokenPlan:
     """Changes for the bot user and the tokens. Pure.
 
     ``bot`` None: the bot user is not part of this run (taskmaker not selected). Only the
     toolkit's tokens are considered (see :func:`owned_tokens`); of several for one role the
     newest is current, the others are orphans (deleted with ``prune``, or replaced with
-    ``rotate``). A stale token is reported, not replaced, unless ``rotate``.
+    ``rotate``). A stale token is reported, not replaced, unless ``rotate``. ``known_roles``:
+    every role tokenmaker makes (:func:`all_roles`); when every role is selected (``roles``
+    None), an owned token of another role is an orphan: the single ``telegraf`` token of the
+    old scheme, a Telegraf token of an environment no longer in the repository, or a role
+    tokenmaker never makes.
     """
     plan: TokenPlan = Plan(notes=list(conflicts))
 
@@ -263,7 +341,7 @@ def plan_tokens(
 
     by_role = owned_tokens(observed, operator_id, bot)
     for spec in desired:
-        role = spec.role.value
+        role = spec.role
         mine = _newest_first(by_role.pop(role, []))
         if not mine:
             plan.changes.append(
@@ -295,11 +373,23 @@ def plan_tokens(
 
     for role, tokens in sorted(by_role.items()):
         # A known role left here is not selected, or blocked by a conflict: left alone.
-        if role in ROLE_NAMES or roles != ALL_ROLES:
+        if role in known_roles or roles is not None:
             continue
         for token in tokens:
-            _orphan(plan, role, token, f"role {role!r} is not one tokenmaker makes", prune)
+            _orphan(plan, role, token, _orphan_reason(role), prune)
     return plan
+
+
+def _orphan_reason(role: str) -> str:
+    if role == TELEGRAF:
+        return (
+            "the single Telegraf token of the old scheme: each cluster now has its own "
+            "telegraf-<environment> token; deploy those, then --prune deletes this one"
+        )
+    environment = telegraf_environment(role)
+    if environment is not None:
+        return f"environment {environment!r} is not in the repository any more"
+    return f"role {role!r} is not one tokenmaker makes"
 
 
 def _plan_bot(plan: TokenPlan, bot: BotObservation, bot_user: str) -> None:
@@ -390,15 +480,17 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
         auths: AuthorizationStore,
         *,
         bot_user: str = DEFAULT_BOT_USER,
-        roles: Iterable[Role] = ALL_ROLES,
+        roles: Iterable[str] = (),
         rotate: bool = False,
+        environments: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.store = store
         self.auths = auths
         self.bot_user = bot_user.strip()
         if not self.bot_user:
             raise ConfigError("--bot-user is empty")
-        self.roles = frozenset(roles) or ALL_ROLES
+        self.environments = dict(environments or {})
+        self.roles = select_roles(roles, self.environments)
         self.rotate = rotate
         self.tokens: dict[str, str] = {}
         self.permissions: dict[str, str] = {}
@@ -411,7 +503,7 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
         buckets = self.store.list_buckets()
         org_id = self.store.org_id
         bot = None
-        if Role.TASKMAKER in self.roles:
+        if self.roles is None or Role.TASKMAKER in self.roles:
             bot = observe_bot(self.auths, org_id, self.bot_user)
         tokens = self.auths.list_authorizations(org_id)
         return ObservedIdentities(org_id, buckets, bot, tokens, self.store.current_user_id())
@@ -423,11 +515,14 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
         bot = observed.bot
         self._bot_id = bot.user.id if bot is not None and bot.user is not None else None
         desired, conflicts = desired_tokens(
-            observed.org_id, self.store.org, observed.buckets, self.roles, self._bot_id
+            observed.org_id,
+            self.store.org,
+            observed.buckets,
+            self.roles,
+            self._bot_id,
+            self.environments,
         )
-        self.permissions = {
-            spec.role.value: describe_permissions(spec.permissions) for spec in desired
-        }
+        self.permissions = {spec.role: describe_permissions(spec.permissions) for spec in desired}
         plan = plan_tokens(
             desired,
             observed.tokens,
@@ -438,6 +533,7 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
             prune=options.prune,
             roles=self.roles,
             conflicts=conflicts,
+            known_roles=all_roles(self.environments),
         )
         for note in plan.notes:
             if note.category is NoteKind.STALE:
@@ -476,7 +572,7 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
                     owner_id,
                     self._known_ids,
                 )
-                self.tokens[spec.role.value] = created.token
+                self.tokens[spec.role] = created.token
             for old in change.current.tokens if change.current is not None else ():
                 self.auths.delete_authorization(old.id)
 

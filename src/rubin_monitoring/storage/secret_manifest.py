@@ -1,5 +1,6 @@
-"""tokenmaker's Kubernetes Secret manifest: one ``<role>-token`` key per new token value,
-written atomically with mode 0600."""
+"""tokenmaker's Kubernetes Secret manifest: one ``<role>-token`` key per new token value
+(``telegraf-<environment>-token`` for each cluster's Telegraf), written atomically with mode
+0600."""
 
 from __future__ import annotations
 
@@ -10,15 +11,22 @@ from pathlib import Path
 import yaml
 
 from ..exceptions import ConfigError, RubinMonitoringError
-from ..models.tokens import DEFAULT_SECRET_NAME, Role
+from ..models.tokens import DEFAULT_SECRET_NAME, Role, telegraf_environment
 
 SECRET_KEY_SUFFIX = "-token"
 
 
 def in_role_order(tokens: Mapping[str, str]) -> list[tuple[str, str]]:
-    """``tokens`` (role -> value) in the order of :class:`Role`, unknown roles last."""
-    order = {role.value: index for index, role in enumerate(Role)}
-    return sorted(tokens.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+    """``tokens`` (role -> value): the environments' Telegraf roles by name, then the order of
+    :class:`Role`, unknown roles last."""
+    order = {role.value: index + 1 for index, role in enumerate(Role)}
+
+    def key(item: tuple[str, str]) -> tuple[int, str]:
+        if telegraf_environment(item[0]) is not None:
+            return (0, item[0])
+        return (order.get(item[0], len(order) + 1), item[0])
+
+    return sorted(tokens.items(), key=key)
 
 
 def secret_key(role: str) -> str:
