@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = yaml.safe_load((CHART / "values.yaml").read_text())["jobs"]
-CHECKS = ("restarts", "not_running", "cpu")  # the default CHECKS
+CHECKS = ("restarts", "not_running", "cpu")  # the default application checks
 SOURCE = "/tmp/source"  # where the configuration repository appears, read-only
 USER = 1000  # the chart's runAsUser and runAsGroup (and the Dockerfile's USER)
 SETUP_FAILED = 97  # the sandbox script's exit code when the namespace is not what it should be
@@ -162,7 +162,10 @@ def test_every_chart_job_runs_on_a_read_only_root(org: OrgUnderTest, source: Pat
         names = {bucket["name"] for bucket in buckets.json()["buckets"]}
         assert {"argocd", "mobu", "nublado", "multiapp_", "alerted_"} <= names
         tasks = client.get("/api/v2/tasks", params={"orgID": org.id, "limit": 500}).json()
-        assert len(tasks["tasks"]) == 3 * len(CHECKS), [task["name"] for task in tasks["tasks"]]
+        # 3 applications x the application checks, and silent for the repository's environment
+        task_names = sorted(task["name"] for task in tasks["tasks"])
+        assert len(task_names) == 3 * len(CHECKS) + 1, task_names
+        assert task_names.count("idfdev silent") == 1, task_names
     (record,) = query_alerts(org, bucket="alerted_")
     assert record
 

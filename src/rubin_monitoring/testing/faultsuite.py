@@ -81,7 +81,8 @@ CHECKS = ("restarts", "not_running", "cpu")
 HTTP_TIMEOUT = 2  # seconds per request, for the jobs run through the proxy
 PROXY_DELAY = 3.0  # a delayed answer comes after the client gave up
 INTERNAL_BUCKETS = ("multiapp_", "alerted_", "influxdb_", "probes_")
-ROLES = ("telegraf", "bucketmaker", "taskmaker", "notifier")
+# The repository's one environment is "dev" (set_apps): one Telegraf token for it.
+ROLES = ("telegraf-dev", "bucketmaker", "taskmaker", "notifier")
 SETTING_VARIABLES = sorted({name for spec in SPECS for name in spec.env})
 
 
@@ -432,8 +433,9 @@ def _tokenmaker(org: SuiteOrg, repo: PhalanxRepo, apps: int, variant: str) -> _S
     set_apps(repo, app_names(apps))
     _direct(org, ["bucketmaker"], {"PHALANX_REPO": repo.url})
     base = ["tokenmaker", "--bot-user", f"bot-{org.name}"]
+    env = {"PHALANX_REPO": repo.url}  # Telegraf tokens follow the environments
     if variant:
-        _direct(org, base, {})
+        _direct(org, base, env)
     if variant == "prune":  # a token of a role tokenmaker no longer makes
         with org.client() as client:
             response = client.post(
@@ -453,7 +455,7 @@ def _tokenmaker(org: SuiteOrg, repo: PhalanxRepo, apps: int, variant: str) -> _S
     def census() -> list[Census]:
         return [token_census(org, ROLES), _bot_census(org, f"bot-{org.name}")]
 
-    return _Setup([*base, *flags], [*base, *next_flags], {}, census, _printed_tokens_exist(org))
+    return _Setup([*base, *flags], [*base, *next_flags], env, census, _printed_tokens_exist(org))
 
 
 def _bot_census(org: SuiteOrg, bot: str) -> Census:
