@@ -40,12 +40,19 @@ SETUP_FAILED = 97  # the sandbox script's exit code when the namespace is not wh
 # Run by `unshare --mount --propagation private sh -c SANDBOX sh COMMAND...`. The source
 # repository ($SOURCE_DIR) lies under the /tmp the tmpfs hides: it is opened before, and
 # bind-mounted from its descriptor after (`--no-canonicalize`: from the descriptor, not its path).
+# So is this checkout ($PROBE_DIR, with its .venv) when it lies under /tmp, as a CI clone may:
+# it comes back, read-only, at its own path.
 SANDBOX = r"""
 fail() { echo "sandbox: $*" >&2; exit 97; }
 mount --bind / / || fail "cannot bind-mount / onto itself"
 mount -o remount,bind,ro / || fail "cannot remount / read-only"
 exec 3<"$SOURCE_DIR" || fail "cannot open $SOURCE_DIR"
+exec 4<"$PROBE_DIR" || fail "cannot open $PROBE_DIR"
 mount -t tmpfs -o mode=1777,size=512m rubin-tmp /tmp || fail "cannot mount a tmpfs on /tmp"
+case "$PROBE_DIR" in
+    /tmp/*) mkdir -p "$PROBE_DIR" && mount --no-canonicalize --bind /proc/self/fd/4 "$PROBE_DIR" \
+        && mount -o remount,bind,ro "$PROBE_DIR" || fail "cannot mount the checkout" ;;
+esac
 mkdir /tmp/source && mount --no-canonicalize --bind /proc/self/fd/3 /tmp/source \
     && mount -o remount,bind,ro /tmp/source || fail "cannot mount the source repository"
 for probe in /rubin-probe "$PROBE_DIR/rubin-probe" /tmp/source/rubin-probe; do
