@@ -124,8 +124,28 @@ def orphan_changes(
     return [], [Change(Action.DELETE, kind, name, f"--prune: {reason}", None, current, phase)]
 
 
+class _Notes:
+    """Reading a plan's or a report's notes by category."""
+
+    notes: list[Note]
+
+    def notes_of(self, category: NoteKind) -> list[Note]:
+        """The notes of one category, in order."""
+        return [note for note in self.notes if note.category is category]
+
+    @property
+    def orphans(self) -> list[Note]:
+        """Owned objects kept although nothing desires them."""
+        return self.notes_of(NoteKind.ORPHAN)
+
+    @property
+    def conflicts(self) -> list[Note]:
+        """Desired objects blocked by objects the toolkit does not own."""
+        return self.notes_of(NoteKind.CONFLICT)
+
+
 @dataclass
-class Plan(Generic[S, O]):
+class Plan(_Notes, Generic[S, O]):
     """What a job will do: the changes, the notes, and how many desired objects are as they
     should be. Built by a pure ``plan_*`` function."""
 
@@ -147,23 +167,9 @@ class Plan(Generic[S, O]):
         self.notes.extend(notes)
         self.changes.extend(deletes)
 
-    def notes_of(self, category: NoteKind) -> list[Note]:
-        """The notes of one category, in order."""
-        return [note for note in self.notes if note.category is category]
-
-    @property
-    def orphans(self) -> list[Note]:
-        """Owned objects kept although nothing desires them."""
-        return self.notes_of(NoteKind.ORPHAN)
-
-    @property
-    def conflicts(self) -> list[Note]:
-        """Desired objects blocked by objects the toolkit does not own."""
-        return self.notes_of(NoteKind.CONFLICT)
-
 
 @dataclass
-class Report:
+class Report(_Notes):
     """What a reconciling job did (or, dry-run, would do). Its exit code follows the one rule
     in :func:`rubin_monitoring.exceptions.exit_code`."""
 
@@ -184,20 +190,6 @@ class Report:
     def failed(self) -> list[ChangeResult]:
         """The changes that failed."""
         return [result for result in self.results if result.status is Status.FAILED]
-
-    def notes_of(self, category: NoteKind) -> list[Note]:
-        """The notes of one category, in order."""
-        return [note for note in self.notes if note.category is category]
-
-    @property
-    def orphans(self) -> list[Note]:
-        """Owned objects kept although nothing desires them."""
-        return self.notes_of(NoteKind.ORPHAN)
-
-    @property
-    def conflicts(self) -> list[Note]:
-        """Desired objects blocked by objects the toolkit does not own."""
-        return self.notes_of(NoteKind.CONFLICT)
 
     def summary(self) -> dict[str, int]:
         """How many changes of each action, unchanged objects, failures and conflicts."""
