@@ -134,6 +134,21 @@ def test_flux_body_ignores_option_line_and_formatting_but_not_strings_or_comment
     assert flux_body(script.replace("quoted", "edited")) != flux_body(script)
 
 
+def test_flux_body_normalises_the_code_inside_interpolated_strings_only() -> None:
+    """The server's formatter breaks the code of a long ``${...}`` over lines, with a trailing
+    comma; the text around it, and strings nested inside it, are kept as written."""
+    script = 'x = "a ${f(v: r.n, w: if r.n == 1 then "one" else "many")}  b ${y}"\n'
+    reformatted = (
+        'x =\n    "a ${f(\n        v: r.n,\n        w: if r.n == 1 then "one" else "many",\n'
+        '    )}  b ${ y }"\n'
+    )
+    assert flux_body(reformatted) == flux_body(script)
+    assert flux_body(script) == 'x="a ${f(v:r.n,w:ifr.n==1then"one"else"many")}  b ${y}"'
+    assert flux_body(script.replace("}  b", "} b")) != flux_body(script)
+    assert flux_body(script.replace('"many"', '"many "')) != flux_body(script)
+    assert flux_body('s = "\\${not code}"') == 's="\\${not code}"'
+
+
 def test_a_copied_description_does_not_make_a_task_ours() -> None:
     """Issue 8: a person's task described exactly like the toolkit's is neither updated,
     deleted as a duplicate, nor pruned; only the owner ID decides."""

@@ -99,38 +99,65 @@ def flux_body(flux: str) -> str:
 
     Editing a task's every/offset makes InfluxDB rewrite the option statement and re-format the
     whole script with Flux's formatter (line breaks, indentation, trailing commas in multi-line
-    lists), so two scripts that differ in nothing else must compare equal, or every such edit
-    would look like new Flux.
+    lists, also inside the ``${...}`` of an interpolated string), so two scripts that differ in
+    nothing else must compare equal, or every such edit would look like new Flux.
     """
     body = _OPTION_TASK.sub("", flux, count=1)
+    return _normalise_code(body, 0, interpolation=False)[0]
+
+
+def _normalise_code(text: str, start: int, *, interpolation: bool) -> tuple[str, int]:
+    """Code from ``start`` with flux_body's normalisation, and where it ends: at the end of
+    ``text``, or, for the code of an ``${...}``, at its closing brace."""
     kept: list[str] = []
     code: list[str] = []  # characters since the last string literal
+    depth = 0  # braces opened inside this code
 
     def flush_code() -> None:
         kept.append(_TRAILING_COMMA.sub("", "".join(code)))
         code.clear()
 
-    i, n = 0, len(body)
+    i, n = start, len(text)
     while i < n:
-        char = body[i]
+        char = text[i]
         if char == '"':
-            end = i + 1
-            while end < n and body[end] != '"':
-                end += 2 if body[end] == "\\" else 1
             flush_code()
-            kept.append(body[i : end + 1])
-            i = end + 1
-        elif body.startswith("//", i):
-            end = body.find("\n", i)
+            literal, i = _normalise_string(text, i)
+            kept.append(literal)
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
             end = n if end == -1 else end
-            code.append("".join(body[i:end].split()) + "\n")
+            code.append("".join(text[i:end].split()) + "\n")
             i = end
+        elif char == "}" and interpolation and depth == 0:
+            break
         else:
+            depth += {"{": 1, "}": -1}.get(char, 0)
             if not char.isspace():
                 code.append(char)
             i += 1
     flush_code()
-    return "".join(kept)
+    return "".join(kept), i
+
+
+def _normalise_string(text: str, start: int) -> tuple[str, int]:
+    """The string literal opening at ``start``, verbatim but for the code of its ``${...}``
+    parts (normalised), and the index after its closing quote."""
+    kept = ['"']
+    i, n = start + 1, len(text)
+    while i < n and text[i] != '"':
+        if text[i] == "\\":
+            kept.append(text[i : i + 2])
+            i += 2
+        elif text.startswith("${", i):
+            code, i = _normalise_code(text, i + 2, interpolation=True)
+            kept.append("${" + code + "}")
+            i += 1
+        else:
+            kept.append(text[i])
+            i += 1
+    kept.append('"')
+    return "".join(kept), i + 1
 
 
 def _seconds(literal: str | None) -> int | None:
