@@ -504,7 +504,10 @@ def force_runs(client: httpx.Client, task_ids: Sequence[str], scheduled_for: dat
     for task_id, run_id in runs:
         while True:
             response = client.get(f"/api/v2/tasks/{task_id}/runs/{run_id}")
-            status = None if response.status_code == 404 else check(response).json()["status"]
+            # 404 for a moment while a finished run moves from the queue to the run log, and
+            # influxd 2.7 sometimes answers 500 (a nil dereference) in that moment too.
+            transient = response.status_code == 404 or response.status_code >= 500
+            status = None if transient else check(response).json()["status"]
             if status in FINISHED:
                 break
             if time.monotonic() > deadline:
