@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cost of one cycle of the Flux checks on influxd: the 0.1.0 templates against the current ones.
 
-    python bench/checkcycle.py [--apps 97] [--repeats 3] [--checks restarts,not_running,cpu,memory]
+    python bench/checkcycle.py [--apps 97] [--repeats 5] [--checks restarts,not_running,cpu,memory]
 
 Starts a throwaway influxd (INFLUXD_BIN, or the binary scripts/provision-influxd caches) on a free
 127.0.0.1 port and writes Telegraf-shaped ``kubernetes_pod_container`` points into one bucket per
@@ -644,7 +644,7 @@ def report(sets: Sequence[TemplateSet], checks: Sequence[str], cycles: Sequence[
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--apps", type=int, default=97)
-    parser.add_argument("--repeats", type=int, default=3, help="measured cycles per set")
+    parser.add_argument("--repeats", type=int, default=5, help="measured cycles per set")
     parser.add_argument("--checks", default=",".join(CHECK_NAMES))
     args = parser.parse_args()
     checks = parse_checks(args.checks)
