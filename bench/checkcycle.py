@@ -26,9 +26,11 @@ import csv
 import io
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -648,6 +650,8 @@ def main() -> None:
     parser.add_argument("--checks", default=",".join(CHECK_NAMES))
     args = parser.parse_args()
     checks = parse_checks(args.checks)
+    # Stop the throwaway influxd on SIGTERM too, not only on errors and Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     apps = [f"app{i:03d}" for i in range(args.apps)]
 
     # The bench renders 0.1.0's templates with the variables render_check uses: check that.
