@@ -12,6 +12,19 @@ option task = {name: {{ task_name|flux_string }}, every: {{ every }}, offset: {{
 // Output: one point per problem in the alert bucket: measurement "alert", tags check,
 // application, cluster, severity, dedup_key, fields message (string) and value (float), at the
 // run's now().
+{#
+  Cost: every check runs once per application and interval, so a run's fixed cost counts as much
+  as its data. What influxd spends per run (measured with bench/checkcycle.py):
+  * every pipeline step and every function is analysed, planned and set up on each run: keep
+    scripts short, use few steps;
+  * a function given to map(), filter() or reduce() is compiled for each table it sees and called
+    once per row, building a record each time: reduce tables and rows with native steps (pushed-down
+    filters, group(), last(), mean(), pivot()) before any of them, and merge the survivors into
+    one table (group() followed by sort() or pivot()) first;
+  * Flux 0.196's sort() and reduce() read a merged table with the column layout of its first part:
+    merge only tables with the same columns, in the same order, or merge with pivot(), which
+    builds its table column by name.
+#}
 
 application = {{ application|flux_string }}
 alertBucket = {{ alert_bucket|flux_string }}
@@ -19,20 +32,10 @@ checkName = {{ check|flux_string }}
 severity = {{ severity|flux_string }}
 windowText = {{ window|flux_string }}
 
-// A tag value, or "unknown" when Telegraf did not set it (an empty tag cannot be written).
-orUnknown = (v) => if exists v and v != "" then v else "unknown"
+// findings: one row per problem with the columns cluster, namespace, pod_name, container_name
+// (a tag Telegraf did not set is null or missing), and whatever value(r) and problem(r), the end of
+// the message, read.
 
-// The start of every message: which container, where.
-describe = (r) =>
-    "Container " + orUnknown(v: r.container_name) + " of pod " + orUnknown(v: r.pod_name)
-        + " (namespace " + orUnknown(v: r.namespace) + ") of application " + application
-        + " on cluster " + orUnknown(v: r.cluster)
-
-// A float with one decimal, as text ("93.4").
-oneDecimal = (v) => string(v: float(v: int(v: v * 10.0 + 0.5)) / 10.0)
-
-// findings: one row per problem with the columns cluster, namespace, pod_name, container_name,
-// message (string) and value (float).
 {% block findings %}{% endblock %}
 {% if ignored_pods %}
 
@@ -47,10 +50,11 @@ findings
 {% endif %}
     |> map(
         fn: (r) => {
-            cluster = orUnknown(v: r.cluster)
-            dedupKey =
-                checkName + "/" + cluster + "/" + application + "/" + orUnknown(v: r.namespace)
-                    + "/" + orUnknown(v: r.pod_name) + "/" + orUnknown(v: r.container_name)
+            // "unknown" for a tag Telegraf did not set (an empty tag cannot be written).
+            cluster = if exists r.cluster then r.cluster else "unknown"
+            namespace = if exists r.namespace then r.namespace else "unknown"
+            pod = if exists r.pod_name then r.pod_name else "unknown"
+            container = if exists r.container_name then r.container_name else "unknown"
 
             return {
                 _time: now(),
@@ -59,9 +63,10 @@ findings
                 application: application,
                 cluster: cluster,
                 severity: severity,
-                dedup_key: dedupKey,
-                message: r.message,
-                value: r.value,
+                dedup_key: "${checkName}/${cluster}/${application}/${namespace}/${pod}/${container}",
+                message:
+                    "Container ${container} of pod ${pod} (namespace ${namespace}) of application ${application} on cluster ${cluster}${problem(r: r)}",
+                value: value(r: r),
             }
         },
     )

@@ -7,9 +7,11 @@
 {% endblock %}
 {% block findings %}
 threshold = {{ memory_threshold|flux_float }}
-mebibytes = (v) => string(v: int(v: v / 1048576.0 + 0.5))
 
-findings =
+// Usage (inputs.kubernetes) and limit (inputs.kube_inventory) come in series with different tags:
+// average each per container (InfluxDB groups the series), then put them side by side, all
+// containers in one table.
+usage =
     from(bucket: application)
         |> range(start: -{{ window }})
         |> filter(
@@ -18,35 +20,24 @@ findings =
                     and
                     (r._field == "memory_working_set_bytes" or r._field == "resource_limits_memory_bytes"),
         )
-        |> keep(
-            columns: ["_time", "_field", "_value", "cluster", "namespace", "pod_name", "container_name"],
-        )
-        // Usage (inputs.kubernetes) and limit (inputs.kube_inventory) come in series with
-        // different tags: average each per container, then put them side by side.
         |> group(columns: ["cluster", "namespace", "pod_name", "container_name", "_field"])
         |> mean()
-        |> group(columns: ["cluster", "namespace", "pod_name", "container_name"])
-        |> pivot(
-            rowKey: ["cluster", "namespace", "pod_name", "container_name"],
-            columnKey: ["_field"],
-            valueColumn: "_value",
-        )
+        |> group()
+        |> pivot(rowKey: ["cluster", "namespace", "pod_name", "container_name"], columnKey: ["_field"], valueColumn: "_value")
+
+value = (r) => r.memory_working_set_bytes / r.resource_limits_memory_bytes * 100.0
+
+findings =
+    usage
         |> filter(
             fn: (r) =>
                 exists r.memory_working_set_bytes and exists r.resource_limits_memory_bytes
                     and
-                    r.resource_limits_memory_bytes > 0.0,
+                    r.resource_limits_memory_bytes > 0.0 and value(r: r) > threshold,
         )
-        |> map(fn: (r) => ({r with value: r.memory_working_set_bytes / r.resource_limits_memory_bytes * 100.0}))
-        |> filter(fn: (r) => r.value > threshold)
-        |> map(
-            fn: (r) =>
-                ({r with
-                    message:
-                        describe(r: r) + " used " + oneDecimal(v: r.value) + "% of its memory limit ("
-                            + mebibytes(v: r.memory_working_set_bytes) + " of "
-                            + mebibytes(v: r.resource_limits_memory_bytes)
-                            + " MiB) on average over the last " + windowText + ".",
-                }),
-        )
+
+// A percentage with one decimal ("93.4"), sizes in whole MiB.
+mebibytes = (v) => string(v: int(v: v / 1048576.0 + 0.5))
+problem = (r) =>
+    " used ${string(v: float(v: int(v: value(r: r) * 10.0 + 0.5)) / 10.0)}% of its memory limit (${mebibytes(v: r.memory_working_set_bytes)} of ${mebibytes(v: r.resource_limits_memory_bytes)} MiB) on average over the last ${windowText}."
 {% endblock %}

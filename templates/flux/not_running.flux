@@ -7,111 +7,99 @@
 // starting.
 {% endblock %}
 {% block findings %}
+{#
+  The verdict depends on a container's samples in time order: its latest sample, and when its
+  current run of "starting" samples began. A running sample (state_code 0) is never a problem
+  and ends any such run, so only the latest running sample of each container matters: read every
+  sample that is not running (few), plus that one per container (InfluxDB picks it), instead of
+  every sample.
+#}
 windowSeconds = {{ window_seconds }}
 graceSeconds = {{ grace_seconds }}
 secondsAgo = (t) => (int(v: now()) - int(v: t)) / 1000000000
-orNone = (v) => if exists v and v != "" then v else "none"
 
-findings =
+// Every sample that is not running: state_code (int, always written) and state_reason (string,
+// written only when the container has a reason).
+notRunning =
     from(bucket: application)
         |> range(start: -{{ lookback }})
         |> filter(
             fn: (r) =>
                 r._measurement == "kubernetes_pod_container"
                     and
-                    (r._field == "state_code" or r._field == "state_reason"),
+                    (r._field == "state_reason" or r._field == "state_code" and r._value != 0),
         )
-        |> keep(
-            columns: [
-                "_time",
-                "_field",
-                "_value",
-                "cluster",
-                "namespace",
-                "pod_name",
-                "container_name",
-                "phase",
-                "state",
-            ],
-        )
-        // One row per sample: state_code (int, always written) beside state_reason (string,
-        // written only when the container has a reason).
-        |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
-        |> filter(fn: (r) => exists r.state_code)
-        // The same columns in every table, and no empty strings: Flux 0.196's sort() drops or
-        // nulls values of a merged table whose string column is missing or all "" in one part.
-        |> map(
-            fn: (r) => {
-                phase = orUnknown(v: r.phase)
-                reason = orNone(v: r.state_reason)
-                ok = r.state_code == 0 or phase == "Succeeded" or r.state_code == 1 and reason == "Completed"
-                starting = phase == "Pending" or reason == "ContainerCreating" or reason == "PodInitializing"
 
-                return {
-                    _time: r._time,
-                    cluster: orUnknown(v: r.cluster),
-                    namespace: orUnknown(v: r.namespace),
-                    pod_name: orUnknown(v: r.pod_name),
-                    container_name: orUnknown(v: r.container_name),
-                    code: r.state_code,
-                    state: orUnknown(v: r.state),
-                    phase: phase,
-                    reason: reason,
-                    broken: not ok and not starting,
-                    pending: not ok and starting,
-                }
-            },
+// The latest running sample of each container.
+lastRunning =
+    from(bucket: application)
+        |> range(start: -{{ lookback }})
+        |> filter(
+            fn: (r) =>
+                r._measurement == "kubernetes_pod_container" and r._field == "state_code"
+                    and
+                    r._value == 0,
         )
-        // One table per container (the phase/state/readiness tags split a container's series).
         |> group(columns: ["cluster", "namespace", "pod_name", "container_name"])
+        |> last()
+
+// One table per container (the phase/state/readiness tags split its series), one row per sample
+// with state_code and state_reason side by side, oldest first. pivot() builds each table column
+// by name, whatever columns its parts have.
+samples =
+    union(tables: [lastRunning, notRunning])
+        |> fill(column: "phase", value: "unknown")
+        |> fill(column: "state", value: "unknown")
+        |> group(columns: ["cluster", "namespace", "pod_name", "container_name", "_field"])
+        |> pivot(rowKey: ["_time", "phase", "state"], columnKey: ["_field"], valueColumn: "_value")
         |> sort(columns: ["_time"])
-        // The latest sample, and when the container's current run of "starting" samples began.
+
+// The latest sample, and when the container's current run of "starting" samples began. A row
+// with only a reason (no state_code at that time) is not a sample.
+step = (r, accumulator) => {
+    reason = if exists r.state_reason and r.state_reason != "" then r.state_reason else "none"
+    kind =
+        if r.state_code == 0 or r.phase == "Succeeded" or r.state_code == 1 and reason == "Completed" then
+            "ok"
+        else if r.phase == "Pending" or reason == "ContainerCreating" or reason == "PodInitializing" then
+            "starting"
+        else
+            "broken"
+
+    return
+        if not exists r.state_code then
+            accumulator
+        else
+            {
+                latest: r._time,
+                since: if kind == "starting" and accumulator.kind == "starting" then accumulator.since else r._time,
+                kind: kind,
+                code: r.state_code,
+                state: r.state,
+                // What the message shows in parentheses: the reason, else the pod phase.
+                detail: if reason != "none" then reason else if r.phase != "unknown" then r.phase else r.state,
+            }
+}
+
+// One row per container. The reduced tables all have the same columns, so the filter is
+// compiled once; merging them into one table first would cost more.
+findings =
+    samples
         |> reduce(
-            identity: {
-                latest: time(v: 0),
-                code: 0,
-                state: "unknown",
-                phase: "unknown",
-                reason: "none",
-                broken: false,
-                pending: false,
-                since: time(v: 0),
-            },
-            fn: (r, accumulator) =>
-                ({
-                    latest: r._time,
-                    code: r.code,
-                    state: r.state,
-                    phase: r.phase,
-                    reason: r.reason,
-                    broken: r.broken,
-                    pending: r.pending,
-                    since: if r.pending and accumulator.pending then accumulator.since else r._time,
-                }),
+            identity: {latest: time(v: 0), since: time(v: 0), kind: "ok", code: 0, state: "unknown", detail: "unknown"},
+            fn: step,
         )
         |> filter(
             fn: (r) =>
                 secondsAgo(t: r.latest) <= windowSeconds
                     and
-                    (r.broken or r.pending and secondsAgo(t: r.since) >= graceSeconds),
+                    (r.kind == "broken" or r.kind == "starting" and secondsAgo(t: r.since) >= graceSeconds),
         )
-        |> map(
-            fn: (r) => {
-                detail =
-                    if r.reason != "none" then
-                        r.reason
-                    else if r.phase != "unknown" then
-                        r.phase
-                    else
-                        r.state
-                problem =
-                    if r.broken then
-                        " is not running: " + r.state + " (" + detail + ")."
-                    else
-                        " has not started for " + string(v: secondsAgo(t: r.since) / 60)
-                            + " minutes: " + r.state + " (" + detail + ")."
 
-                return {r with value: float(v: r.code), message: describe(r: r) + problem}
-            },
-        )
+value = (r) => float(v: r.code)
+problem = (r) =>
+    if r.kind == "broken" then
+        " is not running: ${r.state} (${r.detail})."
+    else
+        " has not started for ${string(v: secondsAgo(t: r.since) / 60)} minutes: ${r.state} (${r.detail})."
 {% endblock %}
