@@ -174,6 +174,41 @@ def test_changed_file_updates_removed_file_is_kept_until_prune(
     assert len(stacks(org)) == 1
 
 
+def test_objects_deleted_by_hand_are_made_again_and_the_rest_left_alone(
+    org: OrgUnderTest,
+) -> None:
+    """InfluxDB cannot export a stack one of whose objects is gone (500 "dashboard not
+    found"): the run must still plan from what is left and make the missing objects again."""
+    assert dashboardmaker(org).exit_code == 0
+    before = dashboards(org)
+    gone_id, gone_name = sorted(before.items())[0]
+    with api(org) as client:
+        assert client.delete(f"/api/v2/dashboards/{gone_id}").status_code == 204
+        variable = variables(org)["cluster"]
+        assert client.delete(f"/api/v2/variables/{variable['id']}").status_code == 204
+
+    plan = dashboardmaker(org, "--dry-run")
+    assert plan.exit_code == 0, plan.stderr
+    assert sorted((c["action"], c["kind"], c["name"].split(" (")[0]) for c in plan.changes) == [
+        ("create", "dashboard", gone_name),
+        ("create", "variable", "cluster"),
+    ]
+    assert {c["reason"] for c in plan.changes} == {"deleted from InfluxDB by hand"}
+
+    repaired = dashboardmaker(org)
+    assert repaired.exit_code == 0, repaired.stderr
+    after = dashboards(org)
+    assert sorted(after.values()) == sorted(before.values())
+    assert {k: v for k, v in after.items() if k in before} == {
+        k: v for k, v in before.items() if k != gone_id
+    }
+    assert "cluster" in variables(org)
+    again = dashboardmaker(org)
+    assert again.exit_code == 0, again.stderr
+    assert again.changes == []
+    assert len(stacks(org)) == 1
+
+
 def test_hand_made_variable_of_the_same_name_is_a_conflict_and_untouched(org: OrgUnderTest) -> None:
     with api(org) as client:
         response = client.post(

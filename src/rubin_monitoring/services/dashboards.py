@@ -107,7 +107,12 @@ def plan_dashboards(
         name = f"{obj.name} ({obj.source})"
         exported = observed.exported.get(obj.key)
         if entry is None or entry.status == "new" or resource is None or exported is None:
-            reason = "not in InfluxDB" if stack is None else f"not in stack {STACK_NAME}"
+            if stack is None:
+                reason = "not in InfluxDB"
+            elif resource is None:
+                reason = f"not in stack {STACK_NAME}"
+            else:
+                reason = "deleted from InfluxDB by hand"
             pending.append((Action.CREATE, obj.kind, name, reason, None))
         elif force:
             pending.append((Action.UPDATE, obj.kind, name, "FORCE", resource))
@@ -157,11 +162,8 @@ class DashboardMaker(ReconcilingJob[ObservedDashboards, TemplateApply, StackReso
     def observe(self) -> ObservedDashboards:
         stacks = self.store.find_stacks(self.stack_name)
         stack = stacks[0] if stacks else None
-        exported: dict[tuple[str, str], dict[str, Any]] = {}
-        if stack is not None and stack.resources:
-            for document in self.store.export_stack(stack.id):
-                meta_name = str((document.get("metadata") or {}).get("name", ""))
-                exported[(str(document.get("kind", "")), meta_name)] = document
+        variables = self.store.list_variables()
+        exported = self._export(stack, set(variables.values())) if stack else {}
         response = self.store.apply(
             [obj.document for obj in self.desired],
             stack_id=stack.id if stack else None,
@@ -172,8 +174,31 @@ class DashboardMaker(ReconcilingJob[ObservedDashboards, TemplateApply, StackReso
             tuple(stacks[1:]),
             exported,
             tuple(diff_entries(response)),
-            self.store.list_variables(),
+            variables,
         )
+
+    def _export(
+        self, stack: ObservedStack, variable_ids: set[str]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The stack's objects as InfluxDB has them, by ``(kind, metadata.name)``. An object
+        deleted by hand is left out (the apply makes it again): InfluxDB cannot export a stack
+        one of whose objects is gone, so then each remaining object is exported alone."""
+        dashboard_ids = [r.resource_id for r in stack.resources if r.kind == "Dashboard"]
+        present = self.store.existing_dashboards(dashboard_ids) | variable_ids
+        remaining = [r for r in stack.resources if r.resource_id in present]
+        exported: dict[tuple[str, str], dict[str, Any]] = {}
+        if len(remaining) == len(stack.resources):
+            documents = self.store.export_stack(stack.id) if remaining else []
+            for document in documents:
+                meta_name = str((document.get("metadata") or {}).get("name", ""))
+                exported[(str(document.get("kind", "")), meta_name)] = document
+            return exported
+        for resource in remaining:
+            alone = self.store.export_resource(resource.kind, resource.resource_id)
+            if alone is not None:
+                metadata = {**(alone.get("metadata") or {}), "name": resource.meta_name}
+                exported[(resource.kind, resource.meta_name)] = {**alone, "metadata": metadata}
+        return exported
 
     def plan(self, observed: ObservedDashboards, options: ReconcileOptions) -> DashboardPlan:
         return plan_dashboards(self.desired, observed, force=options.force, prune=options.prune)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import yaml
 
@@ -158,6 +159,29 @@ class TemplateStore:
         )
         documents = response.json()
         return [doc for doc in documents if isinstance(doc, dict)] if documents else []
+
+    def export_resource(self, kind: str, resource_id: str) -> dict[str, Any] | None:
+        """One object (``kind`` ``Dashboard`` or ``Variable``) as a template object, without the
+        stack's ``metadata.name`` (the export makes one up); None if the export has none."""
+        response = self.http.request(
+            "POST",
+            "/api/v2/templates/export",
+            json={"resources": [{"kind": kind, "id": resource_id}]},
+            repeatable=True,
+        )
+        for document in response.json() or []:
+            if isinstance(document, dict) and document.get("kind") == kind:
+                return document
+        return None
+
+    def existing_dashboards(self, ids: Iterable[str]) -> set[str]:
+        """Which of the dashboard IDs ``ids`` the organization has."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return set()
+        query = urlencode([("orgID", self.org_id), *(("id", each) for each in wanted)])
+        body = self.http.get_json(f"/api/v2/dashboards?{query}")
+        return {str(item["id"]) for item in body.get("dashboards") or []} & set(wanted)
 
     def list_variables(self) -> dict[str, str]:
         """The organization's variables: name -> ID."""
