@@ -58,15 +58,17 @@ class InfluxDBAuthError(InfluxDBError):
     """The token was refused, or lacks a permission.
 
     InfluxDB 2.7 answers both with 401; a missing permission says ``<permission> is
-    unauthorized`` (for example ``write:orgs/<id>/buckets is unauthorized``); some endpoints
-    use 403 for it, and task creation 500 ``failed to create task: unauthorized``.
+    unauthorized`` (for example ``write:orgs/<id>/buckets is unauthorized``) or ``not authorized
+    to ...``; some endpoints use 403 for it, and task creation 500 ``failed to create task:
+    unauthorized``.
     """
 
     exit_code = EXIT_INFLUXDB_UNAVAILABLE
 
     def __init__(self, method: str, path: str, status: int, message: str) -> None:
         super().__init__(method, path, status, message)
-        if status != 401 or message.endswith(" is unauthorized"):
+        lacking = message.endswith(" is unauthorized") or message.startswith("not authorized")
+        if status != 401 or lacking:
             hint = "the token lacks the permission for this request"
         else:
             hint = "the token was refused (invalid or inactive token)"

@@ -181,6 +181,7 @@ class Factory:
             roles=roles,
             rotate=rotate,
             environments=environment_buckets(self.inventory()),
+            stacks=self.template_store(),
         )
 
     def dashboardmaker(self) -> DashboardMaker:

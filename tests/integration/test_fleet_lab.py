@@ -336,8 +336,7 @@ def test_fleet_lab_from_pods_to_slack(
     cli_ok(["bucketmaker"], env)
     cli_ok(["bucketmapper"], env)
     tokens = cli_ok(["tokenmaker", "--bot-user", f"bot-{org.name}"], env)["tokens"]
-    assert set(tokens) == {"telegraf-idfdev", "telegraf-summit", "bucketmaker", "taskmaker",
-                           "notifier"}  # fmt: skip
+    assert {"telegraf-idfdev", "telegraf-summit", "taskmaker", "notifier"} <= set(tokens)
     cli_ok(["taskmaker"], {**env, "INFLUXDB_TOKEN": tokens["taskmaker"]})
 
     # The cluster: the generated manifests' ServiceAccount and least RBAC, applied for real,

@@ -148,7 +148,15 @@ def test_every_chart_job_runs_on_a_read_only_root(org: OrgUnderTest, source: Pat
     """The chart's jobs in their order, each first with --dry-run, then for real; tokenmaker
     (one-off, by hand) writes its Secret manifest into /tmp. Before the notifier runs, one
     finding waits in multiapp_: it reaches the Slack stand-in and is recorded in alerted_."""
-    order = ["bucketmaker", "bucketmapper", "tokenmaker", "taskmaker", "taskhealth", "notifier"]
+    order = [
+        "bucketmaker",
+        "bucketmapper",
+        "tokenmaker",
+        "taskmaker",
+        "taskhealth",
+        "dashboardmaker",
+        "notifier",
+    ]
     assert set(order) - {"tokenmaker"} == set(JOBS), "a job of the chart is not run here"
     with slack_server() as slack:
         for name in order:

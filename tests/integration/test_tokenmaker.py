@@ -8,6 +8,7 @@ cannot see; and list calls silently leave out what the token cannot read.
 
 from __future__ import annotations
 
+import shutil
 import stat
 import time
 import uuid
@@ -22,6 +23,7 @@ import yaml
 from support.cli import Run, run_cli
 
 from rubin_monitoring.models.changes import ReconcileOptions
+from rubin_monitoring.models.dashboards import STACK_NAME
 from rubin_monitoring.models.inventory import Environment, Inventory
 from rubin_monitoring.models.tokens import Permission, token_description
 from rubin_monitoring.services.buckets import BucketMaker
@@ -37,7 +39,17 @@ pytestmark = pytest.mark.integration
 # One Telegraf token per environment, writing exactly its applications' buckets.
 ENVIRONMENTS: dict[str, tuple[str, ...]] = {"idfdev": ("alpha", "beta"), "summit": ("alpha",)}
 IDF, SUMMIT = "telegraf-idfdev", "telegraf-summit"
-ROLES = [IDF, SUMMIT, "bucketmaker", "taskmaker", "notifier"]
+ROLES = [
+    IDF,
+    SUMMIT,
+    "bucketmaker",
+    "taskmaker",
+    "notifier",
+    "dashboardmaker",
+    "probe-telegraf",
+    "host-telegraf",
+]
+DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "dashboards"
 COPY_TASK = """option task = {{name: "{name}", every: 1h}}
 
 from(bucket: "alpha")
@@ -205,7 +217,9 @@ def test_tokens_are_org_scoped_and_least_privilege(fleet: tuple[Org, dict[str, s
                 assert permission["resource"]["id"] == bot_id(org)
                 continue
             assert permission["resource"]["orgID"] == org.id
-    for role, apps in ((IDF, {"alpha", "beta"}), (SUMMIT, {"alpha"})):
+    outside = {IDF: {"alpha", "beta"}, SUMMIT: {"alpha"}}
+    outside.update({"probe-telegraf": {"probes_"}, "host-telegraf": {"influxdb_"}})
+    for role, apps in outside.items():
         permissions = ours[role]["permissions"]
         assert {(p["action"], p["resource"]["name"]) for p in permissions} == {
             ("write", app) for app in apps
@@ -346,6 +360,70 @@ def test_bucketmaker_token_runs_bucketmaker_and_bucketmapper(
     assert query(org, token, 'from(bucket: "alpha") |> range(start: -1h)').status_code == 200
 
 
+def test_outside_telegrafs_write_their_one_bucket_only(
+    fleet: tuple[Org, dict[str, str]],
+) -> None:
+    org, tokens = fleet
+    probe, host = tokens["probe-telegraf"], tokens["host-telegraf"]
+    assert write(org, probe, "probes_", "http_response,cluster=a result_code=0i") == 204
+    assert write(org, host, "influxdb_", "disk,path=/ used_percent=50") == 204
+    for token, others in ((probe, ["influxdb_", "alpha"]), (host, ["probes_", "alpha"])):
+        for bucket in [*others, "multiapp_", "alerted_"]:
+            assert write(org, token, bucket, "probe value=1") == 403, bucket
+        assert query(org, token, 'from(bucket: "probes_") |> range(start: -1h)').status_code == 404
+
+
+def stacks(org: Org) -> list[dict[str, Any]]:
+    with client(org) as api:
+        return list(api.get("/api/v2/stacks", params={"orgID": org.id}).json()["stacks"])
+
+
+def test_dashboardmaker_token_applies_through_the_stack_tokenmaker_made(
+    fleet: tuple[Org, dict[str, str]], tmp_path: Path
+) -> None:
+    """A stack cannot be granted (there is no such permission type; creating one takes write
+    on the org), so tokenmaker makes dashboardmaker's, and the token does the rest."""
+    org, tokens = fleet
+    token = tokens["dashboardmaker"]
+    assert [s["name"] for s in stacks(org)] == [STACK_NAME]
+    directory = tmp_path / "dashboards"
+    shutil.copytree(DASHBOARD_DIR, directory)
+    env = {**org.env(DASHBOARDS_DIR=str(directory)), "INFLUXDB_TOKEN": token}
+
+    first = run_cli(["dashboardmaker", "--output", "json"], env)
+    assert first.exit_code == 0, first.stderr
+    assert first.changes and {c["action"] for c in first.changes} == {"create"}
+    assert run_cli(["dashboardmaker", "--output", "json"], env).changes == []
+    (directory / "influxdb.yml").unlink()
+    pruned = run_cli(["dashboardmaker", "--output", "json", "--prune"], env)
+    assert pruned.exit_code == 0, pruned.stderr
+    assert {c["action"] for c in pruned.changes} == {"delete"}
+    # Outside its scope:
+    assert write(org, token, "alpha", "probe value=1") == 403
+    with client(org, token) as api:
+        denied = api.post(
+            "/api/v2/buckets", json={"orgID": org.id, "name": "sneaky", "retentionRules": []}
+        )
+        assert denied.status_code == 401
+        assert api.post("/api/v2/stacks", json={"orgID": org.id, "name": "x"}).status_code == 401
+
+    # Without the stack, the token cannot go on, and says who makes it; tokenmaker does.
+    [stack] = stacks(org)
+    with client(org) as api:
+        gone = api.delete(f"/api/v2/stacks/{stack['id']}", params={"orgID": org.id})
+        assert gone.status_code == 204, gone.text
+    stuck = run_cli(["dashboardmaker"], env)
+    assert stuck.exit_code == 3
+    assert "the token lacks the permission" in stuck.stderr
+    assert "tokenmaker creates it" in stuck.stderr
+    remade = tokenmaker(org, "--role", "dashboardmaker", known=tuple(tokens.values()))
+    assert remade.exit_code == 0, remade.stderr
+    assert [(c["action"], c["kind"]) for c in remade.changes] == [("create", "stack")]
+    assert remade.json()["tokens"] == {}
+    assert run_cli(["dashboardmaker"], env).exit_code == 0
+    assert len(stacks(org)) == 1
+
+
 # Idempotence, rotation, output
 
 
@@ -364,7 +442,7 @@ def test_rerun_creates_nothing_new_app_is_stale_and_rotate_replaces(
     for value in first.values():
         assert value not in again.stdout
     text = run_cli(["tokenmaker", "--bot-user", org.bot], org.env())
-    assert text.exit_code == 0 and text.stdout.count("exists   token") == 5
+    assert text.exit_code == 0 and text.stdout.count("exists   token") == len(ROLES)
     assert {a["id"] for a in authorizations(org)} == before
 
     # gamma enabled in idfdev only: only idfdev's token is stale.
@@ -397,7 +475,7 @@ def test_rerun_creates_nothing_new_app_is_stale_and_rotate_replaces(
     for role, old in [*first.items(), *alone.items()]:
         with client(org, old) as api:
             assert api.get("/api/v2/buckets", params={"org": org.name}).status_code == 401, role
-    assert len(authorizations(org)) == 5
+    assert len(authorizations(org)) == len(ROLES)
     assert tokenmaker(org).json()["stale"] == []
 
 
@@ -452,10 +530,12 @@ def test_dry_run_changes_nothing(influxdb: InfluxServer, tmp_path: Path) -> None
     assert [(c["action"], c["kind"]) for c in run.changes] == [
         ("create", "user"),
         ("create", "org-owner"),
-        *[("create", "token")] * 5,
+        *[("create", "token")] * len(ROLES),
+        ("create", "stack"),
     ]
     assert run.json()["tokens"] == {}
     assert authorizations(org) == []
+    assert stacks(org) == []
     with client(org) as api:
         assert api.get("/api/v2/users", params={"name": org.bot}).status_code == 404
 
@@ -510,7 +590,9 @@ def test_bucket_ownership_does_not_let_a_task_write_org_ownership_does(
         assert any("user not authorized to write" in line for line in logs), logs
 
         # A rerun of tokenmaker makes it an owner again, and the same task can write.
-        assert [c["kind"] for c in tokenmaker(org).changes] == ["org-owner", "token", "token"]
+        # (and makes the roles not selected before, and dashboardmaker's stack)
+        rerun = tokenmaker(org).changes
+        assert [c["kind"] for c in rerun] == ["org-owner", *["token"] * 5, "stack"]
         _, status, logs = run_task(org, tokens["taskmaker"], COPY_TASK.format(name="owner"))
         assert status == "success", logs
 
@@ -551,4 +633,4 @@ def test_the_old_single_telegraf_token_is_reported_then_pruned(
     ]
     assert write(org, legacy.token, "alpha", "probe value=1") == 401
     assert write(org, tokens[SUMMIT], "alpha", "probe value=1") == 204
-    assert len(authorizations(org)) == 5
+    assert len(authorizations(org)) == len(ROLES)

@@ -96,13 +96,14 @@ def test_default_job_runs_a_console_script_with_its_options(name: str) -> None:
     options = {option for param in command_of(script).params for option in param.opts}
     assert set(args) <= options, set(args) - options
     assert job["token"] in {role.value for role in Role}
+    assert not job["token"].endswith("-telegraf")  # a Telegraf's token runs no job
     assert {"requests", "limits"} <= set(job["resources"])
 
 
 def test_every_reconciling_job_and_the_notifier_are_scheduled() -> None:
     commands = {tuple(job["command"]) for job in VALUES["jobs"].values() if job["enabled"]}
     expected = {("bucketmaker",), ("bucketmapper",), ("taskmaker",), ("taskmaker", "--health")}
-    assert commands == expected | {("notifier",)}
+    assert commands == expected | {("dashboardmaker",), ("notifier",)}
     assert ("tokenmaker",) not in commands  # one-off setup, run by hand
 
 

@@ -62,6 +62,8 @@ BUCKETS = [
     bucket("beta"),
     bucket("multiapp_"),
     bucket("alerted_"),
+    bucket("probes_"),
+    bucket("influxdb_"),
     bucket("handmade", description="someone else's"),
     bucket("_monitoring", description=None, system=True),
 ]
@@ -70,7 +72,16 @@ BUCKETS = [
 # Each environment's application buckets: one Telegraf token each.
 ENVIRONMENTS = {"idfdev": ["alpha", "beta"], "summit": ["alpha"]}
 IDF, SUMMIT = "telegraf-idfdev", "telegraf-summit"
-ROLES = [IDF, SUMMIT, "bucketmaker", "taskmaker", "notifier"]
+ROLES = [
+    IDF,
+    SUMMIT,
+    "bucketmaker",
+    "taskmaker",
+    "notifier",
+    "dashboardmaker",
+    "probe-telegraf",
+    "host-telegraf",
+]
 
 
 def specs(roles: frozenset[str] | None = None) -> list[TokenSpec]:
@@ -221,6 +232,22 @@ def test_each_role_gets_only_what_its_job_needs() -> None:
         Permission("write", "buckets", ORG, "id-alerted_"),
         *leases,
     }
+    # A stack cannot be granted (no such permission type): tokenmaker creates dashboardmaker's.
+    assert roles[Role.DASHBOARDMAKER].permissions == {
+        read_org,
+        Permission("read", "dashboards", ORG),
+        Permission("write", "dashboards", ORG),
+        Permission("read", "variables", ORG),
+        Permission("write", "variables", ORG),
+        *leases,
+    }
+    # The Telegrafs outside the clusters write their one bucket each.
+    assert roles[Role.PROBE_TELEGRAF].permissions == {
+        Permission("write", "buckets", ORG, "id-probes_")
+    }
+    assert roles[Role.HOST_TELEGRAF].permissions == {
+        Permission("write", "buckets", ORG, "id-influxdb_")
+    }
     assert [spec.role for spec in specs() if spec.bot_owned] == [Role.TASKMAKER]
     assert [spec.role for spec in specs()] == ROLES
 
@@ -241,14 +268,25 @@ def test_missing_internal_buckets_say_run_bucketmaker_first(missing: list[str]) 
 
 
 def test_no_application_bucket_blocks_only_the_telegraf_tokens() -> None:
-    internal = [b for b in BUCKETS if b.name in ("multiapp_", "alerted_")]
+    internal = [b for b in BUCKETS if b.name in ("multiapp_", "alerted_", "probes_", "influxdb_")]
     desired, conflicts = desired_tokens(ORG, "rubin", internal, environments=ENVIRONMENTS)
-    assert [spec.role for spec in desired] == [Role.BUCKETMAKER, Role.TASKMAKER, Role.NOTIFIER]
+    assert [spec.role for spec in desired] == ROLES[2:]
     assert [(c.category, c.kind, c.name) for c in conflicts] == [
         (NoteKind.CONFLICT, "token", IDF),
         (NoteKind.CONFLICT, "token", SUMMIT),
     ]
     assert "run bucketmaker" in conflicts[0].reason
+
+
+@pytest.mark.parametrize(
+    ("missing", "role"), [("probes_", "probe-telegraf"), ("influxdb_", "host-telegraf")]
+)
+def test_a_missing_fleet_bucket_blocks_only_its_telegraf_token(missing: str, role: str) -> None:
+    buckets = [b for b in BUCKETS if b.name != missing]
+    desired, conflicts = desired_tokens(ORG, "rubin", buckets, None, BOT.id, ENVIRONMENTS)
+    assert [spec.role for spec in desired] == [r for r in ROLES if r != role]
+    assert [(c.category, c.kind, c.name) for c in conflicts] == [(NoteKind.CONFLICT, "token", role)]
+    assert f"no bucket {missing} yet: run bucketmaker" in conflicts[0].reason
 
 
 def test_a_bucket_not_made_yet_is_a_warning_and_the_token_writes_the_others() -> None:
@@ -276,7 +314,8 @@ def test_role_option_accepts_fixed_and_per_environment_roles() -> None:
         select_roles(["telegraf-base"], environments)
     assert str(caught.value) == (
         "unknown --role 'telegraf-base' (roles: bucketmaker, taskmaker, notifier, "
-        "telegraf-idfdev, telegraf-summit, telegraf)"
+        "dashboardmaker, probe-telegraf, host-telegraf, telegraf-idfdev, telegraf-summit, "
+        "telegraf)"
     )
     assert all_roles(environments) == set(ROLES)
 
@@ -314,7 +353,7 @@ def test_converged_run_changes_nothing_and_lists_the_existing_tokens() -> None:
     assert plan.orphans == []
     assert stale(plan) == []
     assert existing(plan) == ROLES
-    assert plan.unchanged == 7  # user, ownership, five tokens
+    assert plan.unchanged == 10  # user, ownership, eight tokens
 
 
 def test_bot_without_ownership_gets_only_the_ownership() -> None:
@@ -335,7 +374,7 @@ def test_rotate_recreates_every_token_and_replaces_all_of_its_role() -> None:
         specs(), [*converged(), older], BotObservation(BOT, org_owner=True), rotate=True
     )
     assert summary(plan.changes) == [("recreate", "token", role) for role in ROLES]
-    notifier = plan.changes[-1]
+    [notifier] = [change for change in plan.changes if change.name == "notifier"]
     assert notifier.current is not None
     assert [t.id for t in notifier.current.tokens] == ["auth-notifier", "old-notifier"]
     assert plan.orphans == []
@@ -578,6 +617,9 @@ def test_apply_creates_the_bot_before_its_token_and_returns_values_once() -> Non
         ("create_authorization", "bucketmaker", "admin"),
         ("create_authorization", "taskmaker", "new-bot"),
         ("create_authorization", "notifier", "admin"),
+        ("create_authorization", "dashboardmaker", "admin"),
+        ("create_authorization", "probe-telegraf", "admin"),
+        ("create_authorization", "host-telegraf", "admin"),
     ]
     assert set(result.tokens) == set(ROLES)
     assert result.exit_code == 0
@@ -636,7 +678,7 @@ def test_dry_run_calls_nothing_that_writes() -> None:
     result = run(auths, dry_run=True)
     assert auths.calls == []
     assert result.tokens == {}
-    assert len(result.results) == 7
+    assert len(result.results) == 10  # the bot user, its ownership, eight tokens
 
 
 def test_empty_bot_user_is_bad_input() -> None:
@@ -673,7 +715,7 @@ def test_rerun_output_says_the_tokens_exist_without_values() -> None:
     result = run(FakeAuths(converged(), BOT))
     text = render_text(result, manifest=None)
     assert result.tokens == {}
-    assert text.count("exists   token") == 5
+    assert text.count("exists   token") == len(ROLES)
     assert "SECRET" not in text and "new tokens" not in text
 
 

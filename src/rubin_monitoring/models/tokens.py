@@ -21,12 +21,18 @@ WRITE = "write"
 
 
 class Role(StrEnum):
-    """The toolkit's own jobs' roles, one token each; with the per-environment Telegraf roles
-    (:func:`telegraf_role`) the role names are also the keys of the Kubernetes Secret."""
+    """The fixed roles, one token each: the toolkit's jobs, and the two Telegrafs outside the
+    clusters. With the per-environment Telegraf roles (:func:`telegraf_role`) the role names
+    are also the keys of the Kubernetes Secret."""
 
     BUCKETMAKER = "bucketmaker"
     TASKMAKER = "taskmaker"
     NOTIFIER = "notifier"
+    DASHBOARDMAKER = "dashboardmaker"
+    PROBE_TELEGRAF = "probe-telegraf"
+    """The probe Telegraf (``probe-config``): writes ``probes_``."""
+    HOST_TELEGRAF = "host-telegraf"
+    """The Telegraf on the InfluxDB host: writes ``influxdb_``."""
 
 
 # Telegraf has one role per environment (cluster), ``telegraf-<environment>``, so that one

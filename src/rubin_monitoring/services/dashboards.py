@@ -16,7 +16,7 @@ import json
 import threading
 from typing import Any
 
-from ..exceptions import RubinMonitoringError
+from ..exceptions import InfluxDBAuthError, RubinMonitoringError
 from ..models.changes import Action, Change, NoteKind, Plan, ReconcileOptions, orphan_changes
 from ..models.dashboards import (
     STACK_DESCRIPTION,
@@ -224,5 +224,14 @@ class DashboardMaker(ReconcilingJob[ObservedDashboards, TemplateApply, StackReso
     def _apply(self, apply: TemplateApply) -> None:
         stack: ObservedStack | None = apply.stack
         if stack is None:
-            stack = self.store.create_stack(self.stack_name, STACK_DESCRIPTION)
+            try:
+                stack = self.store.create_stack(self.stack_name, STACK_DESCRIPTION)
+            except InfluxDBAuthError as refused:
+                hint = (
+                    f"{refused.server_message}; creating the stack {self.stack_name} takes write "
+                    "on the organization, which the dashboardmaker token lacks: tokenmaker "
+                    "creates it"
+                )
+                method, path, status = refused.method, refused.path, refused.status
+                raise InfluxDBAuthError(method, path, status, hint) from None
         self.store.apply(apply.documents, stack_id=stack.id, dry_run=False, skip=apply.skip)

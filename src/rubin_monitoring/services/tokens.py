@@ -12,9 +12,24 @@ bucketmaker   read:orgs/<org>, read+write:buckets, read+write:dbrp (whole org)  
 taskmaker     read:orgs/<org>, read:buckets, read+write:tasks (whole org),           bot user
               read:users/<the bot user itself>
 notifier      read:orgs/<org>, read:buckets/multiapp_, read+write:buckets/alerted_   operator
-(all but      read+write:labels (whole org): the lease every writing run takes
-telegraf)
+dashboard-    read:orgs/<org>, read+write:dashboards, read+write:variables           operator
+maker         (whole org)
+(the jobs)    read+write:labels (whole org): the lease every writing run takes
+probe-        write:buckets/probes_                                                  operator
+telegraf
+host-         write:buckets/influxdb_                                                operator
+telegraf
 ============  =====================================================================  ==========
+
+* dashboardmaker applies its templates through a stack, and a stack cannot be granted (no
+  permission type names it): creating one takes ``write:orgs/<org>``, which would also let the
+  token change the org and its members. So tokenmaker creates the (empty) stack
+  ``rubin-monitoring-dashboards`` when the dashboardmaker role is selected; reading, exporting
+  and applying through an existing stack need only ``read:orgs/<org>`` and the dashboards and
+  variables permissions.
+* The probe Telegraf (``probe-config``) and the Telegraf on the InfluxDB host each write one
+  bucket of the toolkit's, ``probes_`` and ``influxdb_``; while that bucket is missing their role
+  is a conflict (run bucketmaker first).
 
 * taskmaker tells its own tasks from look-alikes by their ``ownerID``, so it asks who its token
   belongs to (``GET /api/v2/me``), which InfluxDB answers only with ``read:users/<own id>``
@@ -69,6 +84,7 @@ from ..exceptions import ConfigError, RubinMonitoringError
 from ..models.buckets import ObservedBucket
 from ..models.changes import Action, Change, Note, NoteKind, Plan, ReconcileOptions, Report
 from ..models.checks import HOST_BUCKET, PROBES_BUCKET
+from ..models.dashboards import STACK_DESCRIPTION, STACK_NAME
 from ..models.inventory import Inventory, bucket_name
 from ..models.tokens import (
     DEFAULT_BOT_USER,
@@ -86,6 +102,7 @@ from ..models.tokens import (
 )
 from ..storage.authorizations import AuthorizationStore
 from ..storage.influxdb import InfluxDBStore
+from ..storage.templates import TemplateStore
 from .reconcile import ReconcilingJob
 
 log = logging.getLogger(__name__)
@@ -94,16 +111,29 @@ log = logging.getLogger(__name__)
 ROLE_NAMES = tuple(role.value for role in Role)
 ALL_ROLES: frozenset[str] = frozenset(ROLE_NAMES)
 ROLE_HELP = (
-    "bucketmaker, taskmaker, notifier, telegraf-<environment>, or telegraf (every "
-    "environment's Telegraf token)"
+    "bucketmaker, taskmaker, notifier, dashboardmaker, probe-telegraf, host-telegraf, "
+    "telegraf-<environment>, or telegraf (every environment's Telegraf token)"
 )
 
 KIND_USER = "user"
 KIND_OWNER = "org-owner"
 KIND_TOKEN = "token"
+KIND_STACK = "stack"
 
-# Apply order: the bot user, then its org ownership, then new tokens, then old ones deleted.
+# Apply order: the bot user, then its org ownership (and dashboardmaker's stack), then new
+# tokens, then old ones deleted.
 PHASE_USER, PHASE_OWNER, PHASE_CREATE, PHASE_DELETE = range(4)
+
+# The Telegrafs outside the clusters, and the one bucket each writes.
+OUTSIDE_TELEGRAF_BUCKETS: dict[Role, str] = {
+    Role.PROBE_TELEGRAF: PROBES_BUCKET,
+    Role.HOST_TELEGRAF: HOST_BUCKET,
+}
+
+STACK_REASON = (
+    "dashboardmaker applies the dashboards through it, and its token may not create it: "
+    "creating a stack takes write on the organization"
+)
 
 OWNER_REASON = (
     "tasks run with their owner's permissions; only an org owner may write multiapp_ from a task"
@@ -253,6 +283,25 @@ def desired_tokens(
             }
             if bot_id is not None:
                 permissions.add(read_own_user(bot_id))
+        elif role is Role.DASHBOARDMAKER:
+            permissions = {
+                read_org,
+                org_wide(READ, "dashboards"),
+                org_wide(WRITE, "dashboards"),
+                org_wide(READ, "variables"),
+                org_wide(WRITE, "variables"),
+                *leases,
+            }
+        elif role in OUTSIDE_TELEGRAF_BUCKETS:
+            target = by_name.get(OUTSIDE_TELEGRAF_BUCKETS[role])
+            if target is None:
+                reason = (
+                    f"no bucket {OUTSIDE_TELEGRAF_BUCKETS[role]} yet: run bucketmaker, then "
+                    "tokenmaker again"
+                )
+                conflicts.append(Note(NoteKind.CONFLICT, KIND_TOKEN, role.value, reason))
+                continue
+            permissions = {bucket(WRITE, target)}
         else:
             permissions = {
                 read_org,
@@ -454,6 +503,8 @@ class ObservedIdentities:
     bot: BotObservation | None
     tokens: list[ObservedAuthorization]
     operator_id: str
+    dashboard_stack: bool | None = None
+    """Whether dashboardmaker's stack exists (None: not looked for)."""
 
 
 def observe_bot(auths: AuthorizationStore, org_id: str, bot_user: str) -> BotObservation:
@@ -483,9 +534,11 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
         roles: Iterable[str] = (),
         rotate: bool = False,
         environments: Mapping[str, Sequence[str]] | None = None,
+        stacks: TemplateStore | None = None,
     ) -> None:
         self.store = store
         self.auths = auths
+        self.stacks = stacks
         self.bot_user = bot_user.strip()
         if not self.bot_user:
             raise ConfigError("--bot-user is empty")
@@ -506,7 +559,10 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
         if self.roles is None or Role.TASKMAKER in self.roles:
             bot = observe_bot(self.auths, org_id, self.bot_user)
         tokens = self.auths.list_authorizations(org_id)
-        return ObservedIdentities(org_id, buckets, bot, tokens, self.store.current_user_id())
+        stack = None
+        if self.stacks is not None and (self.roles is None or Role.DASHBOARDMAKER in self.roles):
+            stack = bool(self.stacks.find_stacks(STACK_NAME))
+        return ObservedIdentities(org_id, buckets, bot, tokens, self.store.current_user_id(), stack)
 
     def plan(self, observed: ObservedIdentities, options: ReconcileOptions) -> TokenPlan:
         self._org_id = observed.org_id
@@ -535,6 +591,10 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
             conflicts=conflicts,
             known_roles=all_roles(self.environments),
         )
+        if observed.dashboard_stack is False:
+            plan.changes.append(
+                Change(Action.CREATE, KIND_STACK, STACK_NAME, STACK_REASON, phase=PHASE_OWNER)
+            )
         for note in plan.notes:
             if note.category is NoteKind.STALE:
                 log.warning("token %s is stale: %s; --rotate re-issues it", note.name, note.reason)
@@ -552,6 +612,10 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
     def execute(self, change: TokenChange) -> None:
         if change.kind == KIND_USER:
             self._bot_id = self.auths.create_user(change.name).id
+        elif change.kind == KIND_STACK:
+            if self.stacks is None:  # pragma: no cover - planned only with a store
+                raise RubinMonitoringError("no stack store")
+            self.stacks.create_stack(change.name, STACK_DESCRIPTION)
         elif change.kind == KIND_OWNER:
             user_id = self._require_bot()
             if change.action is Action.UPDATE:

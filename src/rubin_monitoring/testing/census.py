@@ -225,3 +225,12 @@ def token_census(org: InfluxOrg, expected: Iterable[str]) -> Census:
         if fields is not None and "token" in fields:
             items.append((fields["token"], auth["id"]))
     return _census("token", expected, items)
+
+
+def stack_census(org: InfluxOrg, expected: Iterable[str]) -> Census:
+    """The organization's template stacks by name, without their IDs: a stack is made once and
+    kept (FORCE re-applies through it), so it takes no part in what a run replaced."""
+    with _client(org) as client:
+        body = _get(client, "/api/v2/stacks", {"orgID": org.id})
+    names = Counter(str(item["name"]) for item in body.get("stacks") or [])
+    return Census("stack", frozenset(expected), names)

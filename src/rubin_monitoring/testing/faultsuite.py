@@ -31,6 +31,7 @@ from click.testing import CliRunner
 
 from ..cli import cli
 from ..config import SPECS
+from ..models.dashboards import STACK_NAME
 from .census import (
     Census,
     bucket_census,
@@ -38,6 +39,7 @@ from .census import (
     dbrp_census,
     lease_labels,
     list_authorizations,
+    stack_census,
     task_census,
     token_census,
 )
@@ -82,7 +84,15 @@ HTTP_TIMEOUT = 2  # seconds per request, for the jobs run through the proxy
 PROXY_DELAY = 3.0  # a delayed answer comes after the client gave up
 INTERNAL_BUCKETS = ("multiapp_", "alerted_", "influxdb_", "probes_")
 # The repository's one environment is "dev" (set_apps): one Telegraf token for it.
-ROLES = ("telegraf-dev", "bucketmaker", "taskmaker", "notifier")
+ROLES = (
+    "telegraf-dev",
+    "bucketmaker",
+    "taskmaker",
+    "notifier",
+    "dashboardmaker",
+    "probe-telegraf",
+    "host-telegraf",
+)
 SETTING_VARIABLES = sorted({name for spec in SPECS for name in spec.env})
 
 
@@ -467,7 +477,11 @@ def _tokenmaker(org: SuiteOrg, repo: PhalanxRepo, apps: int, variant: str) -> _S
     next_flags = ["--prune"] if variant else []
 
     def census() -> list[Census]:
-        return [token_census(org, ROLES), _bot_census(org, f"bot-{org.name}")]
+        return [
+            token_census(org, ROLES),
+            _bot_census(org, f"bot-{org.name}"),
+            stack_census(org, [STACK_NAME]),  # dashboardmaker's, which tokenmaker makes
+        ]
 
     return _Setup([*base, *flags], [*base, *next_flags], env, census, _printed_tokens_exist(org))
 
