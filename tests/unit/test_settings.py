@@ -82,6 +82,9 @@ def test_retry_waits_honour_retry_after_and_back_off() -> None:
     assert [policy.wait(n, None) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
     assert policy.wait(1, 7.0) == 7.0
     assert policy.wait(1, 99.0) == 10
+    # Retry-After shorter than the backoff (0 included) does not hurry the retry.
+    assert [policy.wait(n, 0.0) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
+    assert policy.wait(3, 1.0) == 2.0
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert parse_retry_after("soon") is None

@@ -123,7 +123,7 @@ class Lease:
             "holder": self.holder,
             "job": self.job,
             "since": self._since or now.isoformat(timespec="seconds"),
-            "expires": (now + timedelta(seconds=self.ttl)).isoformat(timespec="seconds"),
+            "expires": (now + timedelta(seconds=self.ttl)).isoformat(timespec="milliseconds"),
         }
 
     def acquire(self) -> None:

@@ -51,11 +51,13 @@ class RetryPolicy:
     max_wait_seconds: float = 30.0
 
     def wait(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before the next attempt: ``Retry-After`` if given (capped), else the
-        backoff."""
+        """Seconds to wait before the next attempt: the backoff, or ``Retry-After`` when that
+        is longer (``Retry-After: 0`` does not make a retry immediate); never more than
+        ``max_wait_seconds``."""
+        backoff = self.backoff_seconds * 2.0 ** (attempt - 1)
         if retry_after is not None:
-            return min(retry_after, self.max_wait_seconds)
-        return min(self.backoff_seconds * 2.0 ** (attempt - 1), self.max_wait_seconds)
+            backoff = max(backoff, retry_after)
+        return min(backoff, self.max_wait_seconds)
 
 
 def parse_retry_after(value: str | None) -> float | None:
