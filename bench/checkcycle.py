@@ -25,17 +25,11 @@ import argparse
 import csv
 import io
 import os
-import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,12 +41,12 @@ import jinja2
 from rubin_monitoring.config import parse_checks
 from rubin_monitoring.durations import format_duration, parse_duration
 from rubin_monitoring.models.checks import BUCKET_CHECKS, DEFAULT_SEVERITY, CheckSettings
-from rubin_monitoring.services.checks import flux_float, flux_string, render_check
+from rubin_monitoring.services.checks import flux_string, render_check, template_environment
+from rubin_monitoring.testing.influxd import InfluxServer, cached_binary, run_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 OLD_TEMPLATES = ROOT / "bench" / "templates-0.1.0"
 NEW_TEMPLATES = ROOT / "templates" / "flux"
-INFLUXDB_VERSION = "2.7.12"
 
 CLUSTERS = ("idfdev", "idfint", "usdfprod")
 PODS = 4
@@ -70,96 +64,16 @@ Finding = tuple[str, str, str, str, str, str, float]
 
 
 def influxd_binary() -> Path:
-    explicit = os.environ.get("INFLUXD_BIN")
-    if explicit:
-        return Path(explicit)
-    cache = os.environ.get("RUBIN_MONITORING_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rubin-monitoring"
-    )
-    path = Path(cache) / f"influxd-{INFLUXDB_VERSION}" / "influxd"
-    if not path.exists():
-        raise SystemExit(f"no influxd at {path}: run scripts/provision-influxd or set INFLUXD_BIN")
-    return path
+    binary = cached_binary()
+    if binary is None or not binary.exists():
+        raise SystemExit("no influxd: run scripts/provision-influxd or set INFLUXD_BIN")
+    return binary
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class Server:
-    url: str
-    token: str
-    org: str
-    org_id: str
-    pid: int
-
-    def client(self, timeout: float = 120) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Token {self.token}"}, timeout=timeout
-        )
-
-
-@contextmanager
-def influxd(binary: Path) -> Iterator[Server]:
-    data = Path(tempfile.mkdtemp(prefix="checkcycle-influxd-"))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with (data / "influxd.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                str(binary),
-                f"--http-bind-address=127.0.0.1:{port}",
-                f"--bolt-path={data / 'influxd.bolt'}",
-                f"--sqlite-path={data / 'influxd.sqlite'}",
-                f"--engine-path={data / 'engine'}",
-                "--reporting-disabled",
-                "--log-level=warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_ready(url, process)
-            token = "checkcycle-" + uuid.uuid4().hex
-            response = httpx.post(
-                f"{url}/api/v2/setup",
-                json={
-                    "username": "checkcycle",
-                    "password": "checkcycle-password",
-                    "org": "checkcycle",
-                    "bucket": "default",
-                    "token": token,
-                },
-                timeout=30,
-            )
-            response.raise_for_status()
-            org_id = str(response.json()["org"]["id"])
-            yield Server(url, token, "checkcycle", org_id, process.pid)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            shutil.rmtree(data, ignore_errors=True)
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"influxd exited with {process.returncode} before it was ready")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"influxd at {url} not ready after {timeout}s")
+def pid_of(server: InfluxServer) -> int:
+    if server.pid is None:  # pragma: no cover - run_binary always sets it
+        raise SystemExit("influxd's pid is unknown")
+    return server.pid
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -364,9 +278,9 @@ def telegraf_lines(container: Container, end: int) -> Iterator[str]:
         yield line("kubernetes_pod_container", tags, kubelet, at)
 
 
-def write_data(server: Server, apps: Sequence[str], end: int) -> int:
+def write_data(server: InfluxServer, apps: Sequence[str], end: int) -> int:
     points = 0
-    with server.client() as client:
+    with server.client(timeout=120) as client:
         for index, app in enumerate(apps):
             lines = [
                 text
@@ -421,16 +335,7 @@ def render_variables(
 
 
 def template_renderer(directory: Path) -> Callable[..., str]:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(directory),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    environment.filters["flux_string"] = flux_string
-    environment.filters["flux_float"] = flux_float
+    environment = template_environment(jinja2.FileSystemLoader(directory))
 
     def render(check_name: str, **variables: Any) -> str:
         template = environment.get_template(f"{check_name}.flux")
@@ -460,13 +365,13 @@ def create_bucket(client: httpx.Client, org_id: str, name: str) -> None:
 
 
 def install_tasks(
-    server: Server, template_set: TemplateSet, apps: Sequence[str], checks: Sequence[str]
+    server: InfluxServer, template_set: TemplateSet, apps: Sequence[str], checks: Sequence[str]
 ) -> None:
     # A daily schedule, away from now: the bench forces every run itself.
     midnight = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0)
     offset = "0s" if midnight - datetime.now(UTC) > timedelta(hours=2) else "3h"
     settings = CheckSettings(every="24h")
-    with server.client() as client:
+    with server.client(timeout=120) as client:
         create_bucket(client, server.org_id, template_set.alert_bucket)
         for check_name in checks:
             ids = template_set.tasks.setdefault(check_name, [])
@@ -518,7 +423,7 @@ def force_runs(client: httpx.Client, task_ids: Sequence[str], scheduled_for: dat
 
 
 def cycle(
-    server: Server,
+    server: InfluxServer,
     template_set: TemplateSet,
     checks: Sequence[str],
     scheduled_for: datetime,
@@ -526,14 +431,14 @@ def cycle(
     measured: bool,
 ) -> tuple[float, float]:
     """One forced run of every task of the set, check by check: (CPU-seconds, wall seconds)."""
-    settle(server.pid)
+    settle(pid_of(server))
     total = elapsed = 0.0
-    with server.client() as client:
+    with server.client(timeout=120) as client:
         for check_name in checks:
-            before, started = cpu_seconds(server.pid), time.perf_counter()
+            before, started = cpu_seconds(pid_of(server)), time.perf_counter()
             force_runs(client, template_set.tasks[check_name], scheduled_for)
             wall = time.perf_counter() - started
-            cpu = cpu_seconds(server.pid) - before
+            cpu = cpu_seconds(pid_of(server)) - before
             total += cpu
             elapsed += wall
             if measured:
@@ -543,7 +448,7 @@ def cycle(
 
 
 def query_findings(
-    server: Server, bucket: str, start: datetime, stop: datetime
+    server: InfluxServer, bucket: str, start: datetime, stop: datetime
 ) -> list[dict[str, str]]:
     flux = (
         f"from(bucket: {flux_string(bucket)})\n"
@@ -554,7 +459,7 @@ def query_findings(
         ' "severity", "message", "value"])\n'
         "    |> group()\n"
     )
-    with server.client() as client:
+    with server.client(timeout=120) as client:
         response = client.post(
             "/api/v2/query",
             params={"orgID": server.org_id},
@@ -572,7 +477,7 @@ def query_findings(
     return rows
 
 
-def collect_findings(server: Server, template_set: TemplateSet, start: datetime) -> None:
+def collect_findings(server: InfluxServer, template_set: TemplateSet, start: datetime) -> None:
     rows = query_findings(server, template_set.alert_bucket, start, start + timedelta(hours=1))
     for row in rows:
         moment = datetime.fromisoformat(row["_time"].replace("Z", "+00:00"))
@@ -670,10 +575,10 @@ def main() -> None:
         TemplateSet("current", render_check, "multiapp_"),
     ]
     binary = influxd_binary()
-    with influxd(binary) as server:
+    with run_binary(binary) as server:
         end = int(time.time()) - 5
         started = time.perf_counter()
-        with server.client() as client:
+        with server.client(timeout=120) as client:
             for app in apps:
                 create_bucket(client, server.org_id, app)
         points = write_data(server, apps, end)
@@ -684,7 +589,7 @@ def main() -> None:
         for template_set in sets:
             install_tasks(server, template_set, apps, checks)
         print(f"{sum(len(t) for s in sets for t in s.tasks.values())} tasks installed; settling")
-        settle(server.pid, limit=300)
+        settle(pid_of(server), limit=300)
         moments = [datetime.fromtimestamp(end + 1 + i, UTC) for i in range(args.repeats + 1)]
         for i, moment in enumerate(moments):
             for template_set in sets if i % 2 == 0 else reversed(sets):

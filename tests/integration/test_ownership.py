@@ -10,6 +10,7 @@ import pytest
 from support.cli import Run, run_cli
 from support.orgs import OrgUnderTest
 
+from rubin_monitoring.services.tokens import ROLE_NAMES
 from rubin_monitoring.testing.flux import create_bucket, query_rows, write_lines
 from rubin_monitoring.testing.phalanx import PhalanxRepo
 
@@ -180,15 +181,7 @@ def test_prune_never_deletes_the_real_token_for_a_look_alike(
     run = run_cli(["tokenmaker", "--output", "json", "--bot-user", f"bot-{org.name}"], env)
     assert run.exit_code == 0, run.stderr
     assert run.changes == []
-    assert run.json()["existing"] == [
-        "telegraf-idfdev",
-        "bucketmaker",
-        "taskmaker",
-        "notifier",
-        "dashboardmaker",
-        "probe-telegraf",
-        "host-telegraf",
-    ]
+    assert run.json()["existing"] == ["telegraf-idfdev", *ROLE_NAMES]
     assert run.json()["orphans"] == []
     after = authorizations(org)
     assert real | set(look_alikes) <= set(after)

@@ -28,6 +28,7 @@ from rubin_monitoring.models.inventory import Environment, Inventory
 from rubin_monitoring.models.tokens import Permission, token_description
 from rubin_monitoring.services.buckets import BucketMaker
 from rubin_monitoring.services.reconcile import reconcile
+from rubin_monitoring.services.tokens import ROLE_NAMES
 from rubin_monitoring.storage.authorizations import MEMBER, OWNER, AuthorizationStore
 from rubin_monitoring.storage.http import InfluxHTTP
 from rubin_monitoring.storage.influxdb import InfluxDBStore
@@ -39,16 +40,7 @@ pytestmark = pytest.mark.integration
 # One Telegraf token per environment, writing exactly its applications' buckets.
 ENVIRONMENTS: dict[str, tuple[str, ...]] = {"idfdev": ("alpha", "beta"), "summit": ("alpha",)}
 IDF, SUMMIT = "telegraf-idfdev", "telegraf-summit"
-ROLES = [
-    IDF,
-    SUMMIT,
-    "bucketmaker",
-    "taskmaker",
-    "notifier",
-    "dashboardmaker",
-    "probe-telegraf",
-    "host-telegraf",
-]
+ROLES = [IDF, SUMMIT, *ROLE_NAMES]
 DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "dashboards"
 COPY_TASK = """option task = {{name: "{name}", every: 1h}}
 

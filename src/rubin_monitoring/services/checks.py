@@ -62,11 +62,12 @@ def flux_float(value: float) -> str:
     return text if "." in text else text + ".0"
 
 
-@cache
-def _environment() -> jinja2.Environment:
-    root = files("rubin_monitoring") / "templates" / "flux"
+def template_environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
+    """The Jinja2 environment the check templates are rendered in, reading them from
+    ``loader``: strict (an undefined variable is an error), no autoescaping, with the
+    ``flux_string`` and ``flux_float`` filters."""
     environment = jinja2.Environment(
-        loader=jinja2.FunctionLoader(lambda name: (root / name).read_text(encoding="utf-8")),
+        loader=loader,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -76,6 +77,14 @@ def _environment() -> jinja2.Environment:
     environment.filters["flux_string"] = flux_string
     environment.filters["flux_float"] = flux_float
     return environment
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    root = files("rubin_monitoring") / "templates" / "flux"
+    return template_environment(
+        jinja2.FunctionLoader(lambda name: (root / name).read_text(encoding="utf-8"))
+    )
 
 
 def _render(

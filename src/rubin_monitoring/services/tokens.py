@@ -124,6 +124,18 @@ KIND_STACK = "stack"
 # tokens, then old ones deleted.
 PHASE_USER, PHASE_OWNER, PHASE_CREATE, PHASE_DELETE = range(4)
 
+# What each job's token may do org-wide, besides reading the org and taking the lease (labels).
+JOB_GRANTS: dict[Role, tuple[tuple[str, str], ...]] = {
+    Role.BUCKETMAKER: ((READ, "buckets"), (WRITE, "buckets"), (READ, "dbrp"), (WRITE, "dbrp")),
+    Role.TASKMAKER: ((READ, "buckets"), (READ, "tasks"), (WRITE, "tasks")),
+    Role.DASHBOARDMAKER: (
+        (READ, "dashboards"),
+        (WRITE, "dashboards"),
+        (READ, "variables"),
+        (WRITE, "variables"),
+    ),
+}
+
 # The Telegrafs outside the clusters, and the one bucket each writes.
 OUTSIDE_TELEGRAF_BUCKETS: dict[Role, str] = {
     Role.PROBE_TELEGRAF: PROBES_BUCKET,
@@ -264,34 +276,11 @@ def desired_tokens(
     for role in Role:
         if roles is not None and role.value not in roles:
             continue
-        if role is Role.BUCKETMAKER:
-            permissions = {
-                read_org,
-                org_wide(READ, "buckets"),
-                org_wide(WRITE, "buckets"),
-                org_wide(READ, "dbrp"),
-                org_wide(WRITE, "dbrp"),
-                *leases,
-            }
-        elif role is Role.TASKMAKER:
-            permissions = {
-                read_org,
-                org_wide(READ, "buckets"),
-                org_wide(READ, "tasks"),
-                org_wide(WRITE, "tasks"),
-                *leases,
-            }
-            if bot_id is not None:
+        if role in JOB_GRANTS:
+            grants = (org_wide(action, kind) for action, kind in JOB_GRANTS[role])
+            permissions = {read_org, *grants, *leases}
+            if role is Role.TASKMAKER and bot_id is not None:
                 permissions.add(read_own_user(bot_id))
-        elif role is Role.DASHBOARDMAKER:
-            permissions = {
-                read_org,
-                org_wide(READ, "dashboards"),
-                org_wide(WRITE, "dashboards"),
-                org_wide(READ, "variables"),
-                org_wide(WRITE, "variables"),
-                *leases,
-            }
         elif role in OUTSIDE_TELEGRAF_BUCKETS:
             target = by_name.get(OUTSIDE_TELEGRAF_BUCKETS[role])
             if target is None:

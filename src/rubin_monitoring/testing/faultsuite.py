@@ -32,6 +32,7 @@ from click.testing import CliRunner
 from ..cli import cli
 from ..config import SPECS
 from ..models.dashboards import STACK_NAME
+from ..services.tokens import ROLE_NAMES
 from .census import (
     Census,
     bucket_census,
@@ -84,15 +85,7 @@ HTTP_TIMEOUT = 2  # seconds per request, for the jobs run through the proxy
 PROXY_DELAY = 3.0  # a delayed answer comes after the client gave up
 INTERNAL_BUCKETS = ("multiapp_", "alerted_", "influxdb_", "probes_")
 # The repository's one environment is "dev" (set_apps): one Telegraf token for it.
-ROLES = (
-    "telegraf-dev",
-    "bucketmaker",
-    "taskmaker",
-    "notifier",
-    "dashboardmaker",
-    "probe-telegraf",
-    "host-telegraf",
-)
+ROLES = ("telegraf-dev", *ROLE_NAMES)
 SETTING_VARIABLES = sorted({name for spec in SPECS for name in spec.env})
 
 

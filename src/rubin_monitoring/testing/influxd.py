@@ -43,11 +43,13 @@ class InfluxServer:
     org_id: str
     token: str
     source: str
+    pid: int | None = None
+    """The influxd process, when this session started it (not for Docker)."""
 
-    def client(self) -> httpx.Client:
+    def client(self, timeout: float = 30) -> httpx.Client:
         """An httpx client with the operator token."""
         return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Token {self.token}"}, timeout=30
+            base_url=self.url, headers={"Authorization": f"Token {self.token}"}, timeout=timeout
         )
 
 
@@ -145,7 +147,9 @@ def run_binary(binary: Path) -> Iterator[InfluxServer]:
         wait_ready(url, process)
         check_version(url)
         server = onboard(url)
-        yield InfluxServer(server.url, server.org, server.org_id, server.token, str(binary))
+        yield InfluxServer(
+            server.url, server.org, server.org_id, server.token, str(binary), process.pid
+        )
     finally:
         process.terminate()
         try:
