@@ -306,8 +306,8 @@ def run_task_and_wait(
     return wait_for_run(org, task_id, run_id, timeout=timeout)
 
 
-def query_rows(org: InfluxOrg, flux: str) -> list[dict[str, str]]:
-    """Run a Flux query in ``org``; every row of every table, as text, without CSV annotations."""
+def _query_csv(org: InfluxOrg, flux: str, *, annotations: list[str]) -> str:
+    """The CSV InfluxDB answers to ``flux`` in ``org``, with a header and ``annotations``."""
     with _client(org) as client:
         response = client.post(
             "/api/v2/query",
@@ -315,11 +315,16 @@ def query_rows(org: InfluxOrg, flux: str) -> list[dict[str, str]]:
             json={
                 "query": flux,
                 "type": "flux",
-                "dialect": {"header": True, "annotations": []},
+                "dialect": {"header": True, "annotations": annotations},
             },
             headers={"Accept": "application/csv"},
         )
-        text = _check(response).text
+        return _check(response).text
+
+
+def query_rows(org: InfluxOrg, flux: str) -> list[dict[str, str]]:
+    """Run a Flux query in ``org``; every row of every table, as text, without CSV annotations."""
+    text = _query_csv(org, flux, annotations=[])
     rows: list[dict[str, str]] = []
     # Tables with different columns are separated by an empty line, each with its own header.
     for block in text.replace("\r\n", "\n").split("\n\n"):
@@ -402,18 +407,7 @@ def field_types(
         "    |> first()\n"
         '    |> keep(columns: ["_field", "_value"])\n'
     )
-    with _client(org) as client:
-        response = client.post(
-            "/api/v2/query",
-            params={"orgID": org.id},
-            json={
-                "query": flux,
-                "type": "flux",
-                "dialect": {"header": True, "annotations": ["datatype"]},
-            },
-            headers={"Accept": "application/csv"},
-        )
-        text = _check(response).text
+    text = _query_csv(org, flux, annotations=["datatype"])
     types: dict[str, str] = {}
     for block in text.replace("\r\n", "\n").split("\n\n"):
         lines = list(csv.reader(io.StringIO(block)))
