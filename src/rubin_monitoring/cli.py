@@ -24,6 +24,7 @@ from .config import (
     NOTIFIER,
     RECONCILE,
     REPOSITORY,
+    SCRAPE,
     TASKS,
     Settings,
     SettingSpec,
@@ -294,7 +295,7 @@ def dashboardmaker_command(settings: Settings) -> int:
     show_default=True,
     help="tokenmaker's Secret; the DaemonSet reads key telegraf-<environment>-token.",
 )
-@job(INFLUXDB_TARGET, REPOSITORY)
+@job(INFLUXDB_TARGET, REPOSITORY, SCRAPE)
 def telegraf_config_command(
     settings: Settings,
     environment: str,
@@ -306,7 +307,9 @@ def telegraf_config_command(
     """Print the Telegraf configuration (or manifests) for one environment's cluster.
 
     Points go to the bucket of the application whose namespace they come from; only the
-    environment's enabled applications pass. The token is read from $INFLUX_TOKEN by Telegraf.
+    environment's enabled applications pass. The enabled applications' Prometheus endpoints
+    are scraped (the scrape catalog, and pods annotated prometheus.io/scrape). The token is
+    read from $INFLUX_TOKEN by Telegraf.
     """
     with Factory(settings) as factory:
         result = factory.telegraf_config(

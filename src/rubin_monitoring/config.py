@@ -479,6 +479,16 @@ DASHBOARDS = (
         "shipped with the toolkit).",
     ),
 )
+SCRAPE = (
+    _spec(
+        "scrape_catalog",
+        "SCRAPE_CATALOG",
+        parse_nonempty,
+        None,
+        "YAML file of scrape-catalog entries that add to or replace the shipped ones "
+        "(telegraf-config).",
+    ),
+)
 SPECS: tuple[SettingSpec, ...] = (
     *COMMON,
     *INFLUXDB,
@@ -488,6 +498,7 @@ SPECS: tuple[SettingSpec, ...] = (
     *TASKS,
     *NOTIFIER,
     *DASHBOARDS,
+    *SCRAPE,
 )
 
 
@@ -548,6 +559,8 @@ class Settings:
     lease: LeaseSettings
     dashboards_dir: str | None = None
     """dashboardmaker's template files; None: the packaged ``dashboards/``."""
+    scrape_catalog: str | None = None
+    """telegraf-config's user catalog file (``SCRAPE_CATALOG``); None: the shipped one only."""
 
     @property
     def dry_run(self) -> bool:
@@ -606,6 +619,7 @@ def _group(values: Mapping[str, Any]) -> Settings:
         ),
         lease=LeaseSettings(ttl_seconds=values["lease_ttl"], wait_seconds=values["lease_wait"]),
         dashboards_dir=values["dashboards_dir"],
+        scrape_catalog=values["scrape_catalog"],
     )
 
 

@@ -32,7 +32,7 @@ import pytest
 import tomli_w
 import yaml
 from support.cli import run_cli
-from support.kubeapi import KubeAPI
+from support.kubeapi import KubeAPI, write_kubeconfig
 from support.orgs import OrgUnderTest
 from support.telegraf import run_telegraf_once
 
@@ -229,6 +229,9 @@ def lab_config(generated: str, kube: KubeAPI, token_file: Path, kubelet_url: str
     (kubelet_input,) = config["inputs"]["kubernetes"]
     kubelet_input.update(url=kubelet_url, bearer_token=str(token_file))
     del kubelet_input["tls_ca"]  # the stand-in speaks plain HTTP
+    kubeconfig = write_kubeconfig(kube, token_file, token_file.with_name("kubeconfig"))
+    for scrape in config["inputs"].get("prometheus", []):
+        scrape["kube_config"] = str(kubeconfig)
     return tomli_w.dumps(config)
 
 

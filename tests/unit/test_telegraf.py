@@ -56,24 +56,33 @@ def test_config_tags_the_cluster_and_reads_both_kubernetes_inputs() -> None:
     }
     (kubelet,) = config["inputs"]["kubernetes"]
     assert kubelet["url"] == "https://${NODE_NAME}:10250"
-    assert set(config["inputs"]) == {"kube_inventory", "kubernetes"}
+    # And the applications' Prometheus endpoints (tests/unit/test_scrape.py).
+    assert set(config["inputs"]) == {"kube_inventory", "kubernetes", "prometheus"}
+    assert config["agent"]["always_include_global_tags"] is True
 
 
 def test_points_are_routed_to_their_applications_buckets_only() -> None:
     config = tomllib.loads(rendered())
     (strings,) = config["processors"]["strings"]
-    assert strings == {"replace": [{"tag": "namespace", "dest": "bucket", "old": "-", "new": "_"}]}
+    # The namespace tag, then (scraped series routed by their pod) the pod's namespace.
+    assert strings == {
+        "replace": [
+            {"tag": "namespace", "dest": "rubin_monitoring_bucket", "old": "-", "new": "_"},
+            {"tag": "pod_namespace", "dest": "rubin_monitoring_bucket", "old": "-", "new": "_"},
+        ]
+    }
     (output,) = config["outputs"]["influxdb_v2"]
     assert output == {
         "urls": [URL],
         "token": "${INFLUX_TOKEN}",
         "organization": "rubin",
-        "bucket_tag": "bucket",
+        "bucket_tag": "rubin_monitoring_bucket",
         "exclude_bucket_tag": True,
-        # Only this environment's applications (not summit's sasquatch; not the rejected one),
-        # and every point that passes has the namespace tag, hence the bucket tag: no default
-        # bucket (the output has none) is ever written.
-        "tagpass": {"namespace": ["argocd", "mobu", "times-square"]},
+        # Only this environment's applications' buckets (not summit's sasquatch; not the
+        # rejected one): a point without the routing tag does not pass, so no default bucket
+        # (the output has none) is ever written.
+        "tagpass": {"rubin_monitoring_bucket": ["argocd", "mobu", "times_square"]},
+        "tagexclude": ["pod_namespace"],
     }
     assert "bucket" not in output
     assert routed_buckets(["times-square", "mobu"]) == {
@@ -92,7 +101,8 @@ def test_the_token_stays_an_environment_reference() -> None:
 def test_environments_differ_only_in_what_they_enable() -> None:
     summit = tomllib.loads(rendered("summit"))
     assert summit["global_tags"] == {"cluster": "summit"}
-    assert summit["outputs"]["influxdb_v2"][0]["tagpass"] == {"namespace": ["argocd", "sasquatch"]}
+    tagpass = summit["outputs"]["influxdb_v2"][0]["tagpass"]
+    assert tagpass == {"rubin_monitoring_bucket": ["argocd", "sasquatch"]}
 
 
 def test_unknown_environment_names_the_known_ones() -> None:
@@ -164,7 +174,9 @@ def test_cli_prints_config_and_refuses_unknown_environments(tmp_path: Path) -> N
     assert run.exit_code == 0, run.stderr
     config = tomllib.loads(run.stdout)
     assert config["global_tags"] == {"cluster": "idfdev"}
-    assert "times-square" in config["outputs"]["influxdb_v2"][0]["tagpass"]["namespace"]
+    assert (
+        "times_square" in config["outputs"]["influxdb_v2"][0]["tagpass"]["rubin_monitoring_bucket"]
+    )
 
     manifests = run_cli(
         ["telegraf-config", "--environment", "idfdev", "--format", "manifests"], env
