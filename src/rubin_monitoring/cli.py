@@ -37,6 +37,7 @@ from .models.changes import Report
 from .models.tokens import DEFAULT_BOT_USER, DEFAULT_SECRET_NAME
 from .progress import progress_for
 from .render import Rendered, dumps, render
+from .services.host import host_config, host_config_toml
 from .services.probes import probe_config, probe_config_toml
 from .services.reconcile import ReconcilingJob, reconcile
 from .services.telegraf import DEFAULT_IMAGE, DEFAULT_NAMESPACE
@@ -253,6 +254,49 @@ def probe_config_command(
     return 0
 
 
+@click.command("host-config")
+@click.option(
+    "--metrics-url",
+    help="influxd's /metrics as the host reaches it (default: INFLUXDB_URL/metrics).",
+)
+@click.option("--interval", default="60s", show_default=True, help="How often Telegraf collects.")
+@click.option(
+    "--mount-point",
+    "mount_points",
+    multiple=True,
+    help="A mount point to watch (repeatable; default: every real file system).",
+)
+@click.option("--hostname", help="The host tag the disk check names (default: the host's name).")
+@click.option("--tls-ca", help="CA file Telegraf trusts for InfluxDB (default: the system's).")
+@job(INFLUXDB_TARGET)
+def host_config_command(
+    settings: Settings,
+    metrics_url: str | None,
+    interval: str,
+    mount_points: tuple[str, ...],
+    hostname: str | None,
+    tls_ca: str | None,
+) -> int:
+    """Print the Telegraf configuration of the InfluxDB host: influxd's own /metrics and its
+    disks, into influxdb_ (token host-telegraf from INFLUX_TOKEN, never in the file)."""
+    with Factory(settings) as factory:
+        influxdb = factory.influxdb
+    config = host_config(
+        influxdb_url=influxdb.url,
+        organization=influxdb.org,
+        scrape_url=metrics_url,
+        interval=interval,
+        mount_points=mount_points,
+        hostname=hostname,
+        tls_ca=tls_ca,
+    )
+    if settings.output == "json":
+        click.echo(dumps(config))
+    else:
+        click.echo(host_config_toml(config), nl=False)
+    return 0
+
+
 @click.command("notifier")
 @job(INFLUXDB, NOTIFIER, DRY_RUN, LEASE)
 def notifier_command(settings: Settings) -> int:
@@ -337,6 +381,7 @@ for _command in (
     tokenmaker_command,
     notifier_command,
     probe_config_command,
+    host_config_command,
     dashboardmaker_command,
     telegraf_config_command,
 ):

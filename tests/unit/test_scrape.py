@@ -60,6 +60,7 @@ def test_a_catalog_entry_is_scraped_by_the_telegraf_of_its_pods_node() -> None:
         "kubernetes_label_selector": "app=jupyterhub,component=hub",
         "pod_label_exclude": ["*"],
         "tagexclude": ["address", "cluster", "rubin_monitoring_bucket"],
+        "tagdrop": {"quantile": ["*"]},
     }
 
 

@@ -21,6 +21,9 @@ namespaces. Pure rendering. Option names and behaviour checked against Telegraf 
   ``pod_namespace_label_name`` (default ``namespace``, overwriting the series' own label, as
   ingress-nginx's request namespace); here it is ``pod_namespace``, which routes series of
   ``route_by: pod`` entries and is dropped by the output.
+- **Summaries' quantiles are dropped** (``tagdrop``; their ``_sum`` and ``_count`` stay): a
+  quantile is NaN until observed, which line protocol cannot carry (Telegraf would log an error
+  at every flush), and no check or dashboard reads them.
 - **The cluster tag is ours.** A series' own ``cluster`` label is dropped (``tagexclude``) and
   the global ``cluster`` tag put back (agent ``always_include_global_tags``).
 - **Annotation discovery** (``prometheus.io/scrape: "true"``, ``/port``, ``/path``,
@@ -51,6 +54,7 @@ ROUTE_TAG = "rubin_monitoring_bucket"
 """The tag that names a point's bucket (``bucket_tag``; never written)."""
 NODE_FIELD_SELECTOR = f"spec.nodeName=${{{NODE_NAME_VARIABLE}}}"
 ANNOTATIONS_METHOD = "annotations"
+QUANTILE = "quantile"
 # Only a valid namespace name is watched: the plugin waits for its pod list before Telegraf
 # starts, and the API server refuses an invalid name for ever.
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -99,6 +103,7 @@ def entry_input(entry: ScrapeEntry, telegraf_namespace: str) -> dict[str, Any]:
     if entry.metrics:
         table["fieldinclude"] = list(entry.metrics)
     table["tagexclude"] = _tagexclude(entry.route_by)
+    table["tagdrop"] = {QUANTILE: ["*"]}
     return table
 
 
@@ -115,6 +120,7 @@ def annotation_input(namespace: str, selector: Selector, part: int = 0) -> dict[
         table["kubernetes_label_selector"] = str(selector)
     table["pod_label_exclude"] = ["*"]
     table["tagexclude"] = _tagexclude(RouteBy.POD)
+    table["tagdrop"] = {QUANTILE: ["*"]}
     return table
 
 
