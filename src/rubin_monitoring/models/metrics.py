@@ -93,7 +93,8 @@ ARGOCD_APP_INFO: Final = "argocd_app_info"
 """Gauge 1 per Application; labels ``namespace`` (the Application object's, ``argocd``),
 ``name``, ``project``, ``autosync_enabled``, ``repo``, ``dest_server``, ``dest_namespace``,
 ``sync_status`` (Synced, OutOfSync, Unknown), ``health_status`` (Healthy, Progressing,
-Degraded, Suspended, Missing, Unknown), ``operation``."""
+Degraded, Suspended, Missing, Unknown), ``operation`` (``sync``, ``delete``, or empty: then no
+tag)."""
 ARGOCD_APP_SYNC_TOTAL: Final = "argocd_app_sync_total"
 """Counter; labels ``namespace``, ``name``, ``project``, ``dest_server``, ``phase``
 (Succeeded, Failed, Error...), ``dry_run``."""
@@ -108,9 +109,9 @@ ARGOCD_DEST_NAMESPACE: Final = "dest_namespace"
 
 NGINX_REQUESTS: Final = "nginx_ingress_controller_requests"
 """Counter; labels ``status`` (the HTTP code, ``503``), ``method``, ``path``, ``namespace``
-(the request's), ``ingress``, ``service``, ``canary``, ``host`` (``--metrics-per-host``, on by
-default), and the constant ``controller_namespace``, ``controller_class``,
-``controller_pod``."""
+(the request's), ``ingress``, ``service``, ``canary`` (empty unless a canary Ingress, and an
+empty label is no tag), ``host`` (``--metrics-per-host``, on by default), and the constant
+``controller_namespace``, ``controller_class``, ``controller_pod``."""
 NGINX_REQUEST_DURATION: Final = "nginx_ingress_controller_request_duration_seconds"
 """Histogram of the same labels (fields ``..._bucket`` with ``le``, ``..._sum``, ``..._count``)."""
 NGINX_STATUS: Final = "status"
