@@ -12,6 +12,8 @@ from support.cli import run_cli
 
 from rubin_monitoring.exceptions import ConfigError
 from rubin_monitoring.models.inventory import Environment, Inventory, InventoryProblem
+from rubin_monitoring.models.metrics import ksm_arguments, ksm_rbac_rules
+from rubin_monitoring.services.catalog import read_catalog
 from rubin_monitoring.services.telegraf import (
     RBAC_RULES,
     config_text,
@@ -125,8 +127,13 @@ def test_config_text_round_trips() -> None:
     assert tomllib.loads(config_text(config)) == config
 
 
-def by_kind(text: str) -> dict[str, dict[str, Any]]:
-    return {doc["kind"]: doc for doc in yaml.safe_load_all(text)}
+def by_kind(text: str, app: str = "telegraf") -> dict[str, dict[str, Any]]:
+    """The objects of one application (``app.kubernetes.io/name``) by kind."""
+    return {
+        doc["kind"]: doc
+        for doc in yaml.safe_load_all(text)
+        if doc["metadata"]["labels"]["app.kubernetes.io/name"] == app
+    }
 
 
 def test_manifests_run_the_config_on_every_node() -> None:
@@ -165,6 +172,33 @@ def test_manifests_run_the_config_on_every_node() -> None:
     }
     assert telegraf_secret_key("idfdev") == "telegraf-idfdev-token"
     assert pod["volumes"] == [{"name": "config", "configMap": {"name": "telegraf"}}]
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_manifests_run_kube_state_metrics_with_least_rbac_next_to_telegraf() -> None:
+    text = rendered(output_format="manifests", namespace="telemetry")
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(text)]
+    assert kinds[5:] == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"]
+    docs = by_kind(text, "kube-state-metrics")
+    assert docs["ClusterRole"]["rules"] == ksm_rbac_rules()
+    assert docs["ClusterRole"]["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["batch"], "resources": ["cronjobs", "jobs"], "verbs": ["list", "watch"]},
+    ]
+    assert docs["ClusterRoleBinding"]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "kube-state-metrics", "namespace": "telemetry"}
+    ]
+    deployment = docs["Deployment"]
+    assert deployment["metadata"]["namespace"] == "telemetry"
+    assert deployment["spec"]["replicas"] == 1
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] == "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.16.0"
+    assert container["args"] == ["--port=8080", "--telemetry-port=8081", *ksm_arguments()]
+    # The catalog's entry finds this pod: its label, Telegraf's namespace, its port.
+    (entry,) = [e for e in read_catalog() if e.application == "kube-state-metrics"]
+    assert entry.selector.matches(pod["metadata"]["labels"])
+    assert entry.port == 8080 and entry.with_telegraf
 
 
 def test_cli_prints_config_and_refuses_unknown_environments(tmp_path: Path) -> None:

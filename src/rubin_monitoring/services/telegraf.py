@@ -41,6 +41,7 @@ from ..exceptions import ConfigError
 from ..models.inventory import Environment, Inventory, bucket_name
 from ..models.metrics import NAMESPACE, SCRAPE_POD_NAMESPACE
 from ..models.scrape import ScrapeEntry
+from .kube_state_metrics import ksm_manifests
 from .scrape import NODE_NAME_VARIABLE, ROUTE_TAG, scrape_inputs
 
 TOKEN_VARIABLE = "INFLUX_TOKEN"
@@ -268,7 +269,11 @@ def telegraf_manifests(
                     },
                     "spec": {
                         "serviceAccountName": APP_NAME,
-                        "securityContext": {"runAsNonRoot": True, "runAsUser": 999},
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 999,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         "containers": [container],
                         "volumes": [{"name": "config", "configMap": {"name": APP_NAME}}],
                     },
@@ -296,8 +301,8 @@ def render_telegraf(
     catalog: Sequence[ScrapeEntry] = (),
 ) -> TelegrafConfig:
     """telegraf-config's whole job: the configuration (``output_format`` ``config``) or the
-    manifests (``manifests``) for the environment called ``environment_name``, scraping the
-    ``catalog`` entries of the applications it enables."""
+    manifests (``manifests``: Telegraf's, then kube-state-metrics') for the environment called
+    ``environment_name``, scraping the ``catalog`` entries of the applications it enables."""
     environment = find_environment(inventory, environment_name)
     namespaces = enabled_namespaces(environment, inventory)
     scrapes = scrape_inputs(catalog, namespaces, telegraf_namespace=namespace)
@@ -309,5 +314,6 @@ def render_telegraf(
         documents = telegraf_manifests(
             environment.name, text, namespace=namespace, image=image, secret_name=secret_name
         )
+        documents += ksm_manifests(namespace=namespace)
         text = manifests_text(documents)
     return TelegrafConfig(environment.name, output_format, text)
