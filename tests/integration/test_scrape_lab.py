@@ -331,7 +331,7 @@ def test_two_nodes_scrape_each_target_once_into_its_applications_bucket(
         # kube-state-metrics as the generated manifests run it: their ServiceAccount (bound by
         # their ClusterRole), their arguments, at its pod's address and the catalog's port.
         ksm_pod = pods[-1]
-        stack.enter_context(
+        ksm = stack.enter_context(
             kube_state_metrics(
                 kube,
                 service_account_token(kube, namespace, "kube-state-metrics"),
@@ -351,6 +351,14 @@ def test_two_nodes_scrape_each_target_once_into_its_applications_bucket(
                 errors = [line for line in agent.log().splitlines() if " E! " in line]
                 assert errors == [], agent.log()
         elapsed = time.monotonic() - started
+        # kube-state-metrics does report the disabled application's OOM kill: the routing
+        # drops it.
+        exported = {
+            sample.labels.get("namespace")
+            for sample in ksm.samples()
+            if sample.name == metrics.KSM_POD_METRICS[0]
+        }
+        assert {"mobu", "sasquatch"} <= exported
 
     # Each target once per interval: scraped about elapsed/interval times, not twice as often.
     # The pod without the annotation and the disabled application's pod: never.
