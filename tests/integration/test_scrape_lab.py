@@ -356,7 +356,7 @@ def test_two_nodes_scrape_each_target_once_into_its_applications_bucket(
         exported = {
             sample.labels.get("namespace")
             for sample in ksm.samples()
-            if sample.name == metrics.KSM_POD_METRICS[0]
+            if sample.name == metrics.KSM_LAST_TERMINATED_REASON
         }
         assert {"mobu", "sasquatch"} <= exported
 
@@ -403,8 +403,7 @@ def test_two_nodes_scrape_each_target_once_into_its_applications_bucket(
     assert values_of(org, "mobu", "mobu_flock_monkeys", "pod_name") == {"mobu-api-0"}
     # Routing by label: kube-state-metrics' series of mobu's pods into mobu, of sasquatch's
     # (not enabled) and of Telegraf's namespace nowhere.
-    oom = metrics.KSM_POD_METRICS[0]
-    assert oom == "kube_pod_container_status_last_terminated_reason"
+    oom = metrics.KSM_LAST_TERMINATED_REASON
     assert values_of(org, "mobu", oom, "pod") == {"mobu-worker-0"}
     assert values_of(org, "mobu", oom, "reason") == {"OOMKilled"}
     for bucket in BUCKETS:
