@@ -164,8 +164,10 @@ class Factory:
 
     def taskmaker(self) -> TaskMaker:
         """taskmaker with the tasks rendered for the inventory's buckets and the check settings."""
-        desired = desired_tasks(self.inventory(), self.settings.checks)
-        return TaskMaker(self.influxdb_store(), desired)
+        inventory = self.inventory()
+        desired = desired_tasks(inventory, self.settings.checks)
+        held = inventory.held_buckets | inventory.held_environments
+        return TaskMaker(self.influxdb_store(), desired, problems=inventory.problems, held=held)
 
     def task_health(self) -> TaskHealth:
         """The owned tasks whose last run failed."""
@@ -182,6 +184,7 @@ class Factory:
             rotate=rotate,
             environments=environment_buckets(self.inventory()),
             stacks=self.template_store(),
+            problems=self.inventory().problems,
         )
 
     def dashboardmaker(self) -> DashboardMaker:

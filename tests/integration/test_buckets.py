@@ -239,7 +239,7 @@ def test_invalid_app_name_is_reported_and_the_rest_proceed(
     assert len(failed) == 1
     assert failed[0]["name"] == "_bad"
     assert "environments/values-dev.yaml" in failed[0]["reason"]
-    assert "reserved" in failed[0]["error"]
+    assert "not a Kubernetes name" in failed[0]["error"]
     assert set(buckets(org)) == {"good", "multiapp_", "alerted_", "influxdb_", "probes_"}
 
 

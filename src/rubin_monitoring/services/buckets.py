@@ -27,7 +27,7 @@ from ..models.changes import (
 from ..models.checks import HOST_BUCKET, PROBES_BUCKET
 from ..models.inventory import Inventory, InventoryProblem
 from ..storage.influxdb import InfluxDBStore
-from .reconcile import ObjectJob
+from .reconcile import HELD_REASON, ObjectJob, problem_result
 
 KIND = "bucket"
 
@@ -58,10 +58,7 @@ def _retention(seconds: int) -> str:
 
 
 def _problem_result(problem: InventoryProblem) -> ChangeResult:
-    change: Change[BucketSpec, ObservedBucket] = Change(
-        Action.CREATE, KIND, problem.bucket, f"enabled in {problem.file}"
-    )
-    return ChangeResult(change, Status.FAILED, problem.reason)
+    return problem_result(problem, KIND, problem.bucket)
 
 
 def plan_buckets(
@@ -72,12 +69,14 @@ def plan_buckets(
     prune: bool = False,
     recreate: bool = False,
     problems: tuple[InventoryProblem, ...] = (),
+    held: frozenset[str] = frozenset(),
 ) -> BucketPlan:
     """Create missing buckets, fix owned buckets' retention (re-apply every owned desired one
     in place with ``force``; drop and recreate it with ``recreate``), report unowned buckets in
     the way as conflicts and owned undesired ones as orphans (deleted with ``prune``).
-    ``problems`` (applications that cannot get a bucket) are failures of the plan. Pure; never
-    names a bucket the toolkit does not own in a change."""
+    ``problems`` (what the inventory cannot serve) are failures of the plan; ``held`` buckets
+    (their application has a problem) are kept as they are, never pruned. Pure; never names a
+    bucket the toolkit does not own in a change."""
     by_name = {bucket.name: bucket for bucket in observed}
     wanted = {spec.name for spec in desired}
     plan: BucketPlan = Plan(failures=[_problem_result(problem) for problem in problems])
@@ -107,9 +106,13 @@ def plan_buckets(
         else:
             plan.unchanged += 1
     for bucket in observed:
-        if bucket.owned and bucket.name not in wanted:
-            reason = "owned, but no environment enables its application"
-            plan.orphan(KIND, bucket.name, reason, bucket, prune=prune)
+        if not bucket.owned or bucket.name in wanted:
+            continue
+        if bucket.name in held:
+            plan.note(NoteKind.WARNING, KIND, bucket.name, HELD_REASON)
+            continue
+        reason = "owned, but no environment enables its application"
+        plan.orphan(KIND, bucket.name, reason, bucket, prune=prune)
     return plan
 
 
@@ -142,6 +145,7 @@ class BucketMaker(ObjectJob[list[ObservedBucket], BucketSpec, ObservedBucket]):
             prune=options.prune,
             recreate=self.recreate,
             problems=self.inventory.problems,
+            held=self.inventory.held_buckets,
         )
 
     def execute(self, change: Change[BucketSpec, ObservedBucket]) -> None:

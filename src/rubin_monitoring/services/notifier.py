@@ -41,6 +41,7 @@ from ..models.alerts import (
     SlackMessage,
     severity_rank,
 )
+from ..models.names import one_line
 from ..storage.slack import Sent, SlackDeliveryError
 from .routes import route_for
 
@@ -51,6 +52,7 @@ SLACK_TEXT_LIMIT = 40_000
 MAX_MESSAGE_CHARS = SLACK_TEXT_LIMIT - 1_000
 HEADER_RESERVE = 200  # room kept in every message for its header line
 MAX_ALERT_TEXT = 600  # an alert's message is cut to this many characters
+MAX_NAME_TEXT = 80  # and a cluster, application, check or severity to this many
 MAX_WORKERS = 16  # webhooks served in parallel
 
 # Attachment bar colours, as the reference tool's messages had them.
@@ -226,20 +228,26 @@ def _escape(text: str) -> str:
 
 
 def _clip(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
+    flat = " ".join(one_line(text.replace("\n", " ")).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _name(text: str) -> str:
+    """A tag from the findings (cluster, application, check, severity) as one short line of
+    Slack text: whatever wrote the finding, it cannot add lines to a message."""
+    return _escape(_clip(text, MAX_NAME_TEXT).replace("`", "'"))
 
 
 def format_alert(alert: Alert) -> str:
     """One line per alert: severity first, then where and what."""
-    where = f"`{_escape(alert.cluster or '?')}` {_escape(alert.application or '?')}"
+    where = f"`{_name(alert.cluster or '?')}` {_name(alert.application or '?')}"
     what = _escape(_clip(alert.message, MAX_ALERT_TEXT)) or "(no message)"
-    severity, check = _escape(alert.severity), _escape(alert.check)
+    severity, check = _name(alert.severity), _name(alert.check)
     if alert.status is AlertStatus.RESOLVED:
         return f":white_check_mark: *RESOLVED* ({severity}) {where} {check}: {what}"
     emoji = SEVERITY_EMOJI.get(alert.severity.lower(), ":white_circle:")
     value = "" if alert.value is None else f" (value {alert.value:g})"
-    return f"{emoji} *{_escape(alert.severity.upper())}* {where} {check}: {what}{value}"
+    return f"{emoji} *{_name(alert.severity.upper())}* {where} {check}: {what}{value}"
 
 
 def format_header(alerts: Sequence[Alert], part: int, parts: int) -> str:
@@ -250,8 +258,8 @@ def format_header(alerts: Sequence[Alert], part: int, parts: int) -> str:
     severities = sorted(counts, key=lambda severity: (severity_rank(severity), severity))
     pieces = []
     if firing:
-        detail = ", ".join(f"{counts[severity]} {severity}" for severity in severities)
-        pieces.append(f"{len(firing)} firing ({_escape(detail)})")
+        detail = ", ".join(f"{counts[severity]} {_name(severity)}" for severity in severities)
+        pieces.append(f"{len(firing)} firing ({detail})")
     if resolved:
         pieces.append(f"{resolved} resolved")
     part_of = f" (part {part} of {parts})" if parts > 1 else ""

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..exceptions import InfluxDBUnavailableError, RubinMonitoringError
 from ..models.changes import (
@@ -27,6 +27,7 @@ from ..models.changes import (
     S,
     Status,
 )
+from ..models.inventory import InventoryProblem
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,20 @@ class Progress(Protocol):
 
 # After this many connection failures in a row, InfluxDB is taken to be gone.
 GONE_AFTER = 3
+
+HELD_REASON = (
+    "kept as it is, PRUNE or not: the repository enables its application in a file with a "
+    "problem (see the failures)"
+)
+
+
+def problem_result(problem: InventoryProblem, kind: str, name: str) -> ChangeResult:
+    """An inventory problem as a failed change of ``kind`` (``name``: the object it concerns,
+    or the environment or application when none): every job that reads the inventory reports
+    its problems, so the run exits 1 while they last."""
+    shown = name or problem.subject
+    change: Change[Any, Any] = Change(Action.CREATE, kind, shown, f"enabled in {problem.file}")
+    return ChangeResult(change, Status.FAILED, str(problem))
 
 
 class ReconcilingJob(ABC, Generic[Observed, S, O]):
