@@ -91,6 +91,9 @@ class AlertStoreLike(Protocol):
     def record(self, alerts: Iterable[Alert], route: str, when: datetime | None = None) -> None:
         """Record that ``alerts`` were sent to ``route``."""
 
+    def check_writable(self) -> None:
+        """Prove that records can be written (raise :class:`RubinMonitoringError` if not)."""
+
 
 class SenderLike(Protocol):
     """What the notifier needs to send a Slack message (see storage/slack.py)."""
@@ -433,6 +436,17 @@ class _Delivery:
             )
 
 
+def _unwritable(store: AlertStoreLike) -> AlertsNotRecordedError | None:
+    """Why nothing may be sent (``alerted_`` cannot be written), or None. Sending what cannot
+    be recorded would repeat it on every run."""
+    try:
+        store.check_writable()
+    except RubinMonitoringError as error:
+        log.error("%s cannot be written; sending nothing: %s", ALERTED_BUCKET, error)
+        return AlertsNotRecordedError(f"{ALERTED_BUCKET} cannot be written: {error}")
+    return None
+
+
 def run_notifier(
     store: AlertStoreLike,
     sender: SenderLike,
@@ -442,7 +456,8 @@ def run_notifier(
     """Observe findings and records, plan the messages, send them (unless dry-run), report.
 
     Every alert sent is recorded in ``alerted_`` only after Slack answered ``ok``; an alert
-    whose message failed is not recorded, so the next run sends it again.
+    whose message failed is not recorded, so the next run sends it again. Before the first
+    message the run proves it can write ``alerted_``; if it cannot, it sends nothing (exit 3).
     """
     findings = store.findings(options.lookback_seconds)
     alerts = collapse(findings)
@@ -469,10 +484,16 @@ def run_notifier(
         )
     results = [MessageResult(message) for message in messages]
     errors: list[RubinMonitoringError] = []
-    if not options.dry_run:
-        delivery = _Delivery(store, sender)
-        delivery.run(results)
-        errors = delivery.errors
+    if not options.dry_run and results:
+        unwritable = _unwritable(store)
+        if unwritable is None:
+            delivery = _Delivery(store, sender)
+            delivery.run(results)
+            errors = delivery.errors
+        else:
+            errors = [unwritable]
+            for result in results:
+                result.status, result.error = Delivery.SKIPPED, f"not sent: {unwritable}"
     return NotifierReport(
         dry_run=options.dry_run,
         findings=len(findings),

@@ -43,6 +43,8 @@ from .http import RETRY_STATUSES, RetryPolicy, error_message_of, is_permission_f
 from .influxdb import org_not_found
 
 MEASUREMENT = "alert"
+WRITE_CHECK_MEASUREMENT = "write_check"
+"""What a notifier run writes to ``alerted_`` before it sends anything (never read as a record)."""
 TAGS = ("check", "application", "cluster", "severity", "dedup_key")
 RECORD_TAGS = (*TAGS, "status", "route")
 
@@ -226,6 +228,18 @@ from(bucket: "{self.records_bucket}")
             )
             for row in self._rows(flux, self.records_bucket)
         ]
+
+    def check_writable(self) -> None:
+        """Write one ``write_check`` point into ``alerted_``: proof, before anything is sent,
+        that the records of what is sent can be written."""
+        point = Point(WRITE_CHECK_MEASUREMENT).field("ok", True).time(datetime.now(UTC), "ms")
+        with self._errors("POST", "/api/v2/write", self.records_bucket):
+            self._write.write(
+                bucket=self.records_bucket,
+                org=self.org,
+                record=point,
+                write_precision="ms",  # type: ignore[arg-type]  # the enum's values are str
+            )
 
     def record(self, alerts: Iterable[Alert], route: str, when: datetime | None = None) -> None:
         """Write one record per alert; retried writes are idempotent (same series and time)."""
