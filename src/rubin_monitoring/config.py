@@ -30,6 +30,7 @@ from .models.checks import (
     IgnoreRule,
 )
 from .models.inventory import bucket_name
+from .models.names import one_line
 
 DEFAULT_PHALANX_REPO = "https://github.com/lsst-sqre/phalanx.git"
 ALERT_BUCKET = "multiapp_"
@@ -69,9 +70,16 @@ def parse_influxdb_url(text: str) -> str:
         raise ValueError(
             "must not contain credentials (user:password@); give the token in INFLUXDB_TOKEN"
         )
+    try:
+        parsed.port  # noqa: B018  # raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("has a port that is not a number from 0 to 65535") from None
+    if not parsed.netloc.isprintable() or " " in parsed.netloc:
+        raise ValueError("has a host with blanks or control characters")
     if parsed.path.strip("/") or parsed.query or parsed.fragment:
         raise ValueError(
-            f"must be the server's base URL {parsed.scheme}://{parsed.netloc} without a path"
+            f"must be the server's base URL {parsed.scheme}://{one_line(parsed.netloc)} "
+            "without a path"
         )
     return f"{parsed.scheme}://{parsed.netloc}"
 
@@ -284,6 +292,14 @@ INFLUXDB = (
         required=True,
     ),
     _spec("http_timeout", "HTTP_TIMEOUT", parse_positive_int, "30", "Seconds per HTTP request."),
+    _spec(
+        "http_retry_budget",
+        "HTTP_RETRY_BUDGET",
+        parse_positive_seconds,
+        "30s",
+        "How long InfluxDB may fail every request (timeouts included) before the run gives "
+        "up with exit 3: the bound on a hung server, however many requests the run makes.",
+    ),
 )
 # Where generated Telegraf configurations write: URL and organization, no token.
 INFLUXDB_TARGET = (INFLUXDB[0], INFLUXDB[2])
@@ -499,6 +515,7 @@ class InfluxDBSettings:
     token: str = field(repr=False)
     org: str
     http_timeout: int = 30
+    retry_budget_seconds: int = 30
 
 
 @dataclass(frozen=True)
@@ -564,6 +581,7 @@ def _group(values: Mapping[str, Any]) -> Settings:
             token=values["influxdb_token"] or "",
             org=values["influxdb_org"],
             http_timeout=values["http_timeout"],
+            retry_budget_seconds=values["http_retry_budget"],
         )
     return Settings(
         debug=values["debug"],

@@ -30,7 +30,7 @@ from .services.tokens import TokenMaker, environment_buckets
 from .storage.alerts import AlertStore, open_client
 from .storage.authorizations import AuthorizationStore
 from .storage.gitrepo import checkout
-from .storage.http import InfluxHTTP
+from .storage.http import Availability, InfluxHTTP
 from .storage.influxdb import InfluxDBStore
 from .storage.leases import LeaseStore
 from .storage.slack import SlackWebhooks
@@ -46,6 +46,7 @@ class Factory:
         self._http: InfluxHTTP | None = None
         self._client: InfluxDBClient | None = None
         self._inventory: Inventory | None = None
+        self._availability: Availability | None = None
 
     def __enter__(self) -> Factory:
         return self
@@ -95,6 +96,13 @@ class Factory:
 
     # Stores and senders
 
+    def availability(self) -> Availability:
+        """How long InfluxDB has been failing, shared by every client of this run: the
+        HTTP_RETRY_BUDGET bounds the whole run, not each client."""
+        if self._availability is None:
+            self._availability = Availability(self.influxdb.retry_budget_seconds)
+        return self._availability
+
     def http(self) -> InfluxHTTP:
         """The one management-API client of this run, made on first use."""
         if self._http is None:
@@ -104,6 +112,7 @@ class Factory:
                 influxdb.token,
                 timeout=influxdb.http_timeout,
                 max_connections=self.settings.reconcile.concurrency + 2,
+                availability=self.availability(),
             )
         return self._http
 
@@ -122,7 +131,7 @@ class Factory:
             self._client = open_client(
                 influxdb.url, influxdb.token, influxdb.org, timeout=influxdb.http_timeout
             )
-        return AlertStore(self._client, self.influxdb.org)
+        return AlertStore(self._client, self.influxdb.org, availability=self.availability())
 
     def template_store(self) -> TemplateStore:
         """The organization's template stacks, and template applies."""

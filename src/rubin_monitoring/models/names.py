@@ -13,7 +13,7 @@ KUBERNETES_NAME_MAX = 63
 _KUBERNETES_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?$")
 HOSTNAME_MAX = 253
-_PLAIN = re.compile(r"^[A-Za-z0-9_.:/-]{1,63}$")
+_PLAIN = re.compile(r"^[A-Za-z0-9_.:/+-]{1,63}$")
 
 
 def kubernetes_name_problem(name: str) -> str | None:

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from ..config import ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, NotifierSettings
 from ..exceptions import EXIT_INFLUXDB_UNAVAILABLE, RubinMonitoringError
+from ..interrupts import stop_reason
 from ..models.alerts import (
     Alert,
     AlertRecord,
@@ -383,6 +384,10 @@ class _Delivery:
             name = message.route.name
             if self._stop.is_set():
                 result.status, result.error = Delivery.SKIPPED, "not sent: InfluxDB cannot record"
+                continue
+            interrupted = stop_reason()
+            if interrupted is not None:
+                result.status, result.error = Delivery.SKIPPED, f"not sent: {interrupted}"
                 continue
             if broken is not None:
                 result.status, result.error = Delivery.SKIPPED, f"not sent: {broken}"

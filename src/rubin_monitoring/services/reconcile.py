@@ -16,6 +16,7 @@ from itertools import groupby
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..exceptions import InfluxDBUnavailableError, RubinMonitoringError
+from ..interrupts import stop_reason
 from ..models.changes import (
     Action,
     Change,
@@ -155,7 +156,7 @@ class _Runner:
             return "InfluxDB is unreachable"
         with self._lock:
             if self._stopped is None:
-                self._stopped = self.should_stop()
+                self._stopped = stop_reason() or self.should_stop()
                 if self._stopped is not None:
                     self.errors.append(self._stopped)
                     log.error("stopping: %s", self._stopped)
@@ -196,7 +197,7 @@ def apply_changes(
     """Execute every change of ``plan`` (none with dry-run), phase by phase, up to
     ``options.concurrency`` at a time. One failure never stops the others, but once InfluxDB is
     clearly gone, or ``should_stop()`` gives a reason (the lease was lost), the remaining
-    changes fail without a request."""
+    changes fail without a request; so do they once SIGTERM or SIGINT arrived."""
     results = [ChangeResult(change) for change in plan.changes]
     if options.dry_run:
         return [*plan.failures, *results], []
