@@ -38,9 +38,9 @@ from .models.names import one_line
 from .models.tokens import DEFAULT_BOT_USER, DEFAULT_SECRET_NAME
 from .progress import progress_for
 from .render import Rendered, dumps, render
-from .services.probes import probe_config, probe_config_toml
+from .services.probes import probe_config, probe_config_toml, probe_problems
 from .services.reconcile import ReconcilingJob, reconcile
-from .services.telegraf import DEFAULT_IMAGE, DEFAULT_NAMESPACE
+from .services.telegraf import DEFAULT_IMAGE, DEFAULT_NAMESPACE, environment_problems
 from .services.tokens import ROLE_HELP, TokenReport
 from .storage.secret_manifest import (
     check_manifest_path,
@@ -247,6 +247,9 @@ def probe_config_command(
     with Factory(settings) as factory:
         inventory = factory.inventory()
         influxdb = factory.influxdb
+    problems = probe_problems(inventory)
+    for problem in problems:
+        log.error("%s", problem)
     config = probe_config(
         inventory,
         influxdb_url=influxdb.url,
@@ -259,7 +262,7 @@ def probe_config_command(
         click.echo(dumps(config))
     else:
         click.echo(probe_config_toml(config), nl=False)
-    return 0
+    return 1 if problems else 0
 
 
 @click.command("notifier")
@@ -326,8 +329,11 @@ def telegraf_config_command(
             image=image,
             secret_name=secret_name,
         )
+        problems = environment_problems(factory.inventory(), environment)
+    for problem in problems:
+        log.error("%s", problem)
     _emit(result, settings)
-    return 0
+    return 1 if problems else 0
 
 
 @click.group()

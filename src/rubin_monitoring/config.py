@@ -107,6 +107,14 @@ def parse_positive_int(text: str) -> int:
     return value
 
 
+def parse_percent(text: str) -> int:
+    """A whole percentage from 1 to 100."""
+    value = parse_positive_int(text.strip().removesuffix("%"))
+    if value > 100:
+        raise ValueError(f"{text!r} is more than 100")
+    return value
+
+
 def parse_bucket_retention(text: str) -> int:
     """A bucket retention in seconds: ``0``/``inf`` (infinite), else at least 1h (the minimum)."""
     seconds = parse_retention(text)
@@ -369,6 +377,14 @@ BUCKETS = (
         "re-issued). FORCE alone re-applies buckets in place.",
     ),
     _spec(
+        "prune_max_share",
+        "PRUNE_MAX_SHARE",
+        parse_percent,
+        "50",
+        "PRUNE deletes no bucket when it would delete more than this percentage of the owned "
+        "buckets at once (a broken repository must not empty the database); 100 allows all.",
+    ),
+    _spec(
         "bucket_retention",
         "BUCKET_RETENTION",
         parse_bucket_retention,
@@ -565,6 +581,8 @@ class Settings:
     lease: LeaseSettings
     dashboards_dir: str | None = None
     """dashboardmaker's template files; None: the packaged ``dashboards/``."""
+    prune_max_share: int = 50
+    """The largest percentage of owned buckets one PRUNE run may delete."""
 
     @property
     def dry_run(self) -> bool:
@@ -602,6 +620,7 @@ def _group(values: Mapping[str, Any]) -> Settings:
         ),
         bucket_retention=values["bucket_retention"],
         recreate_buckets=values["recreate_buckets"],
+        prune_max_share=values["prune_max_share"],
         checks=CheckSettings(
             checks=values["checks"],
             every=values["check_every"],

@@ -165,6 +165,7 @@ class Factory:
             self.inventory(),
             self.settings.bucket_retention,
             recreate=self.settings.recreate_buckets,
+            prune_max_share=self.settings.prune_max_share,
         )
 
     def bucketmapper(self) -> BucketMapper:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..models.checks import PROBES_BUCKET
-from ..models.inventory import Inventory
+from ..models.inventory import Inventory, InventoryProblem
 from .telegraf_toml import EnvReference, telegraf_toml
 
 TOKEN_VARIABLE = "INFLUX_TOKEN"
@@ -28,6 +28,12 @@ def certificate_source(fqdn: str) -> str:
     """The TLS endpoint whose certificate the probe reads: ``https://<fqdn>:443`` (or the port
     the fqdn names)."""
     return f"https://{fqdn}" if ":" in fqdn else f"https://{fqdn}:443"
+
+
+def probe_problems(inventory: Inventory) -> list[InventoryProblem]:
+    """The inventory's problems that leave an environment's site unprobed: a bad fqdn, or an
+    environment held back for its name."""
+    return [problem for problem in inventory.problems if problem.environment is not None]
 
 
 def probe_config(

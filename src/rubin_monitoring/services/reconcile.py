@@ -199,6 +199,9 @@ def apply_changes(
     clearly gone, or ``should_stop()`` gives a reason (the lease was lost), the remaining
     changes fail without a request; so do they once SIGTERM or SIGINT arrived."""
     results = [ChangeResult(change) for change in plan.changes]
+    for failure in plan.failures:
+        change = failure.change
+        log.error("%s %s %s: %s", change.action, change.kind, change.name, failure.error)
     if options.dry_run:
         return [*plan.failures, *results], []
     runner = _Runner(execute, progress, should_stop)

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from ..exceptions import ConfigError
-from ..models.inventory import Environment, Inventory, bucket_name
+from ..models.inventory import Environment, Inventory, InventoryProblem, bucket_name
 from ..models.names import one_line, quoted
 from .telegraf_toml import EnvReference, telegraf_toml
 
@@ -80,12 +80,24 @@ def find_environment(inventory: Inventory, name: str) -> Environment:
         if environment.name == name:
             return environment
     for problem in inventory.problems:
-        if problem.environment == name and problem.held:
+        named = problem.environment == name or problem.file.endswith(f"/values-{name}.yaml")
+        if named and problem.held:
             raise ConfigError(str(problem))
     known = ", ".join(sorted(env.name for env in inventory.environments)) or "none"
     raise ConfigError(
         f"no environment {quoted(name)} in the repository (environments: {one_line(known)})"
     )
+
+
+def environment_problems(inventory: Inventory, name: str) -> list[InventoryProblem]:
+    """The inventory's problems that leave something out of environment ``name``'s
+    configuration: its applications that cannot be served."""
+    environment = find_environment(inventory, name)
+    return [
+        problem
+        for problem in inventory.problems
+        if problem.application is not None and problem.application in environment.applications
+    ]
 
 
 def enabled_namespaces(environment: Environment, inventory: Inventory) -> list[str]:
