@@ -8,6 +8,7 @@ send the cluster's token elsewhere, tried with the real Telegraf.
 from __future__ import annotations
 
 import re
+import time
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -349,3 +350,23 @@ def test_the_injected_name_is_refused_where_the_inventory_is_read(
         (line,) = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
         assert "field 'name'" in line
         assert "\n[[outputs" not in run.stderr
+
+
+def yaml_bomb(levels: int = 9) -> str:
+    """A "billion laughs": each level a list of nine aliases of the one before (9**9 leaves)."""
+    lines = ['l0: &l0 ["lol"]']
+    for level in range(1, levels + 1):
+        lines.append(f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 9)}]")
+    return "\n".join([*lines, f"applications:\n  argocd: *l{levels}\n"])
+
+
+def test_a_yaml_bomb_is_refused_quickly(phalanx: PhalanxRepo) -> None:
+    good_repo(phalanx)
+    phalanx.write("environments/values-idfdev.yaml", yaml_bomb())
+    phalanx.commit("bomb")
+    started = time.monotonic()
+    run = run_cli(["inventory"], {"PHALANX_REPO": phalanx.url})
+    assert time.monotonic() - started < 2
+    assert run.exit_code == 2, run.stderr
+    (line,) = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    assert "applications.argocd: expected true or false, got a list" in line
