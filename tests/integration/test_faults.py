@@ -255,12 +255,39 @@ def test_notifier_under_faults_loses_nothing_repeats_at_most_once(
     assert outcome.exact_after_next
 
 
-def test_notifier_whose_records_fail_repeats_each_alert_at_most_once(
+def test_notifier_that_cannot_write_alerted_sends_nothing(
     influxdb: InfluxServer, tmp_path: Path, slack: SlackServer
 ) -> None:
-    """Every write to alerted_ is reset: messages Slack took are not recorded, the run stops
-    (exit 3), and the next run sends them once more, and nothing after that."""
+    """Every write to alerted_ is reset: the run's write check fails before the first message,
+    so nothing is sent (it could not be recorded, and would go out again on every run), the run
+    exits 3, and the next run sends each alert once."""
     faults = Faults(Fault.RESET, rate=1.0, methods=frozenset({"POST"}), path_prefix="/api/v2/write")
+    outcome = run_notifier_scenario(influxdb, tmp_path, slack, faults, slack_faults=False)
+    first, second, _ = outcome.runs
+    assert first.exit_code == 3, first.stderr
+    assert "alerted_ cannot be written" in first.stderr
+    assert outcome.recorded_after[0] == set()
+    assert outcome.delivered_in(0) == set()
+    assert not outcome.lost and not outcome.repeated
+    assert outcome.exact_after_next, second.stderr
+
+
+def test_notifier_whose_records_fail_after_its_check_repeats_each_alert_at_most_once(
+    influxdb: InfluxServer, tmp_path: Path, slack: SlackServer
+) -> None:
+    """The write check passes, then every record is reset: messages Slack took are not
+    recorded, the run stops (exit 3), and the next run sends them once more, and nothing after
+    that."""
+    writes = 0
+
+    def after_the_check(request: RequestInfo) -> Fault:
+        nonlocal writes
+        if request.method == "POST" and request.path.startswith("/api/v2/write"):
+            writes += 1
+            return Fault.NONE if writes == 1 else Fault.RESET
+        return Fault.NONE
+
+    faults = Faults(Fault.RESET, decider=after_the_check)
     outcome = run_notifier_scenario(influxdb, tmp_path, slack, faults, slack_faults=False)
     first, second, _ = outcome.runs
     assert first.exit_code == 3, first.stderr
