@@ -31,7 +31,7 @@ from .services.tokens import TokenMaker, environment_buckets
 from .storage.alerts import AlertStore, open_client
 from .storage.authorizations import AuthorizationStore
 from .storage.gitrepo import checkout
-from .storage.http import InfluxHTTP
+from .storage.http import Availability, InfluxHTTP
 from .storage.influxdb import InfluxDBStore
 from .storage.leases import LeaseStore
 from .storage.slack import SlackWebhooks
@@ -47,6 +47,7 @@ class Factory:
         self._http: InfluxHTTP | None = None
         self._client: InfluxDBClient | None = None
         self._inventory: Inventory | None = None
+        self._availability: Availability | None = None
 
     def __enter__(self) -> Factory:
         return self
@@ -96,6 +97,13 @@ class Factory:
 
     # Stores and senders
 
+    def availability(self) -> Availability:
+        """How long InfluxDB has been failing, shared by every client of this run: the
+        HTTP_RETRY_BUDGET bounds the whole run, not each client."""
+        if self._availability is None:
+            self._availability = Availability(self.influxdb.retry_budget_seconds)
+        return self._availability
+
     def http(self) -> InfluxHTTP:
         """The one management-API client of this run, made on first use."""
         if self._http is None:
@@ -105,6 +113,7 @@ class Factory:
                 influxdb.token,
                 timeout=influxdb.http_timeout,
                 max_connections=self.settings.reconcile.concurrency + 2,
+                availability=self.availability(),
             )
         return self._http
 
@@ -123,7 +132,7 @@ class Factory:
             self._client = open_client(
                 influxdb.url, influxdb.token, influxdb.org, timeout=influxdb.http_timeout
             )
-        return AlertStore(self._client, self.influxdb.org)
+        return AlertStore(self._client, self.influxdb.org, availability=self.availability())
 
     def template_store(self) -> TemplateStore:
         """The organization's template stacks, and template applies."""
@@ -157,6 +166,7 @@ class Factory:
             self.inventory(),
             self.settings.bucket_retention,
             recreate=self.settings.recreate_buckets,
+            prune_max_share=self.settings.prune_max_share,
         )
 
     def bucketmapper(self) -> BucketMapper:
@@ -165,8 +175,10 @@ class Factory:
 
     def taskmaker(self) -> TaskMaker:
         """taskmaker with the tasks rendered for the inventory's buckets and the check settings."""
-        desired = desired_tasks(self.inventory(), self.settings.checks)
-        return TaskMaker(self.influxdb_store(), desired)
+        inventory = self.inventory()
+        desired = desired_tasks(inventory, self.settings.checks)
+        held = inventory.held_buckets | inventory.held_environments
+        return TaskMaker(self.influxdb_store(), desired, problems=inventory.problems, held=held)
 
     def task_health(self) -> TaskHealth:
         """The owned tasks whose last run failed."""
@@ -183,6 +195,7 @@ class Factory:
             rotate=rotate,
             environments=environment_buckets(self.inventory()),
             stacks=self.template_store(),
+            problems=self.inventory().problems,
         )
 
     def dashboardmaker(self) -> DashboardMaker:

@@ -17,6 +17,7 @@ from pathlib import Path
 from .models.alerts import Alert, MessageResult, NotifierReport
 from .models.changes import NoteKind, Report
 from .models.inventory import Inventory
+from .models.names import one_line
 from .services.tasks import TaskHealth
 from .services.telegraf import TelegrafConfig
 from .services.tokens import TokenReport
@@ -28,6 +29,12 @@ Rendered = TokenReport | Report | NotifierReport | TaskHealth | Inventory | Tele
 def dumps(data: object) -> str:
     """JSON as the toolkit prints it."""
     return json.dumps(data, indent=2, sort_keys=False)
+
+
+def text_lines(lines: list[str]) -> str:
+    """``lines`` as text, each kept on its own line: a line break or control character inside
+    one (a name from the repository, a server's answer) is escaped, so output cannot be forged."""
+    return "\n".join(one_line(line) for line in lines)
 
 
 def render(result: Rendered, output: str, *, manifest: Path | None = None) -> str:
@@ -80,7 +87,7 @@ def _summary_line(summary: dict[str, int]) -> str:
 
 @render_text.register
 def _(report: Report, *, manifest: Path | None = None) -> str:
-    return "\n".join([*_report_lines(report), _summary_line(report.summary())])
+    return text_lines([*_report_lines(report), _summary_line(report.summary())])
 
 
 def _token_summary(report: TokenReport) -> dict[str, int]:
@@ -101,7 +108,7 @@ def _(report: TokenReport, *, manifest: Path | None = None) -> str:
     elif report.tokens:
         lines.append("new tokens (shown only this once):")
         lines.extend(f"{role} {token}" for role, token in in_role_order(report.tokens))
-    return "\n".join(lines)
+    return text_lines(lines)
 
 
 def _alert_line(alert: Alert) -> str:
@@ -138,7 +145,7 @@ def _(report: NotifierReport, *, manifest: Path | None = None) -> str:
             f"({alert.dedup_key}): no route matches and SLACK_WEBHOOK_URL is not set"
         )
     lines.append(_summary_line(report.summary()))
-    return "\n".join(lines)
+    return text_lines(lines)
 
 
 @render_text.register
@@ -148,7 +155,7 @@ def _(health: TaskHealth, *, manifest: Path | None = None) -> str:
         "failed their last run"
     ]
     lines.extend(f"  {task.name} ({task.id}): {task.last_run_error}" for task in health.failing)
-    return "\n".join(lines)
+    return text_lines(lines)
 
 
 @render_text.register
@@ -158,7 +165,7 @@ def _(inventory: Inventory, *, manifest: Path | None = None) -> str:
         for env in inventory.environments
     ]
     lines.append(f"buckets: {' '.join(inventory.buckets)}")
-    return "\n".join(lines)
+    return text_lines(lines)
 
 
 @render_text.register

@@ -48,11 +48,12 @@ from ..models.metrics import (
 )
 from ..models.scrape import RouteBy, ScrapeEntry
 from ..models.selectors import Selector, SelectorError, complement
+from .telegraf_toml import EnvReference
 
 NODE_NAME_VARIABLE = "NODE_NAME"
 ROUTE_TAG = "rubin_monitoring_bucket"
 """The tag that names a point's bucket (``bucket_tag``; never written)."""
-NODE_FIELD_SELECTOR = f"spec.nodeName=${{{NODE_NAME_VARIABLE}}}"
+NODE_FIELD_SELECTOR = EnvReference(f"spec.nodeName=${{{NODE_NAME_VARIABLE}}}")
 ANNOTATIONS_METHOD = "annotations"
 QUANTILE = "quantile"
 # Only a valid namespace name is watched: the plugin waits for its pod list before Telegraf
