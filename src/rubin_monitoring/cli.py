@@ -41,7 +41,11 @@ from .progress import progress_for
 from .render import Rendered, dumps, render
 from .services.host import host_config, host_config_toml
 from .services.probes import probe_config, probe_config_toml, probe_problems
+from .services.receiver import DEFAULT_BASE_PORT, DEFAULT_MAX_BODY_SIZE
 from .services.reconcile import ReconcilingJob, reconcile
+from .services.remote_write import DEFAULT_PASSWORD_FILE
+from .services.remote_write import DEFAULT_SECRET_NAME as REMOTE_WRITE_SECRET
+from .services.remote_write import FORMATS as REMOTE_WRITE_FORMATS
 from .services.telegraf import DEFAULT_IMAGE, DEFAULT_NAMESPACE, environment_problems
 from .services.tokens import ROLE_HELP, TokenReport
 from .storage.secret_manifest import (
@@ -383,6 +387,109 @@ def telegraf_config_command(
     return 1 if problems else 0
 
 
+@click.command("receiver-config")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["config", "manifests"]),
+    default="config",
+    show_default=True,
+    help="Telegraf's TOML configuration, or the Kubernetes objects that run it.",
+)
+@click.option(
+    "--base-port",
+    type=click.IntRange(1, 65535),
+    default=DEFAULT_BASE_PORT,
+    show_default=True,
+    help="Port of the first environment's listener; the others follow, in name order.",
+)
+@click.option("--listen-address", default="", help="IP address to listen on (default: every one).")
+@click.option(
+    "--max-body-size",
+    type=click.IntRange(1024),
+    default=DEFAULT_MAX_BODY_SIZE,
+    show_default=True,
+    help="Largest request body in bytes (as sent: snappy-compressed); larger ones get 413.",
+)
+@click.option("--tls-cert", help="Certificate file: the listeners serve HTTPS (with --tls-key).")
+@click.option("--tls-key", help="Private key file of --tls-cert.")
+@click.option(
+    "--namespace",
+    default=DEFAULT_NAMESPACE,
+    show_default=True,
+    help="Namespace of the manifests' objects.",
+)
+@click.option("--image", default=DEFAULT_IMAGE, show_default=True, help="Telegraf image.")
+@click.option(
+    "--secret-name",
+    default=DEFAULT_SECRET_NAME,
+    show_default=True,
+    help="tokenmaker's Secret: keys receiver-token and receiver-<environment>-password.",
+)
+@click.option("--ingress-host", help="Also an Ingress for this host, one path per environment.")
+@click.option("--ingress-class", default="nginx", show_default=True, help="The Ingress's class.")
+@click.option("--ingress-tls-secret", help="TLS Secret of the Ingress (TLS terminated there).")
+@job(INFLUXDB_TARGET, REPOSITORY)
+def receiver_config_command(settings: Settings, **options: Any) -> int:
+    """Print the remote-write receiver's configuration (or manifests): a central Telegraf
+    into which every environment's Prometheus writes, each with its own credential, its
+    series routed into the buckets of the applications that environment enables.
+
+    Tokens and passwords are read by Telegraf from INFLUX_TOKEN and RECEIVER_<ENV>_PASSWORD.
+    """
+    with Factory(settings) as factory:
+        result = factory.receiver_config(**options)
+        problems = factory.inventory().problems
+    for problem in problems:
+        log.error("%s", problem)
+    _emit(result, settings)
+    return 1 if problems else 0
+
+
+@click.command("prometheus-config")
+@click.option(
+    "--environment", required=True, help="The Phalanx environment (cluster) to configure."
+)
+@click.option(
+    "--receiver-url",
+    required=True,
+    help="Where the cluster reaches the receiver: https://host (its Ingress) or https://host:port "
+    "(the environment's listener); the environment's path is added.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(list(REMOTE_WRITE_FORMATS)),
+    default="prometheus",
+    show_default=True,
+    help="A prometheus.yml fragment, or kube-prometheus-stack values.",
+)
+@click.option(
+    "--password-file",
+    default=DEFAULT_PASSWORD_FILE,
+    show_default=True,
+    help="prometheus.yml: the file holding the password (receiver-<environment>-password).",
+)
+@click.option(
+    "--secret-name",
+    default=REMOTE_WRITE_SECRET,
+    show_default=True,
+    help="kube-prometheus-stack: the Secret with keys username and password.",
+)
+@job(REPOSITORY, SCRAPE)
+def prometheus_config_command(settings: Settings, environment: str, **options: Any) -> int:
+    """Print the remote_write section of one environment's own Prometheus, into the
+    receiver of receiver-config: only the namespaces of the applications it enables and the
+    metrics the checks and dashboards read, queued for a receiver away for 5 minutes."""
+    with Factory(settings) as factory:
+        result = factory.remote_write_config(environment, **options)
+        problems = environment_problems(factory.inventory(), environment)
+    for problem in problems:
+        log.error("%s", problem)
+    _emit(result, settings)
+    return 1 if problems else 0
+
+
 @click.group()
 @click.version_option(__version__)
 def cli() -> None:
@@ -400,6 +507,8 @@ for _command in (
     host_config_command,
     dashboardmaker_command,
     telegraf_config_command,
+    receiver_config_command,
+    prometheus_config_command,
 ):
     cli.add_command(_command)
 

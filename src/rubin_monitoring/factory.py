@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from influxdb_client.client.influxdb_client import InfluxDBClient
 
@@ -24,9 +25,18 @@ from .services.dbrps import BucketMapper
 from .services.inventory import read_inventory
 from .services.lease import NOTIFIER, WRITERS, Lease
 from .services.notifier import notifier_options, run_notifier
+from .services.receiver import ReceiverConfig, render_receiver
+from .services.receiver import check_options as check_receiver_options
+from .services.remote_write import RemoteWriteConfig, render_remote_write
+from .services.remote_write import check_options as check_remote_write_options
 from .services.routes import load_routes
 from .services.tasks import TaskHealth, TaskMaker, desired_tasks, task_health
-from .services.telegraf import TelegrafConfig, render_telegraf
+from .services.telegraf import (
+    TelegrafConfig,
+    enabled_namespaces,
+    find_environment,
+    render_telegraf,
+)
 from .services.tokens import TokenMaker, environment_buckets
 from .storage.alerts import AlertStore, open_client
 from .storage.authorizations import AuthorizationStore
@@ -230,6 +240,34 @@ class Factory:
             image=image,
             secret_name=secret_name,
             catalog=catalog,
+        )
+
+    def receiver_config(self, **options: Any) -> ReceiverConfig:
+        """The remote-write receiver's configuration (or manifests) for every environment of
+        the repository, writing into INFLUXDB_URL/INFLUXDB_ORG; no token is read or written.
+        ``options`` are those of :func:`~.services.receiver.render_receiver`."""
+        check_receiver_options(**options)
+        influxdb = self.influxdb
+        return render_receiver(self.inventory(), influxdb.url, influxdb.org, **options)
+
+    def remote_write_config(
+        self, environment: str, *, receiver_url: str, **options: Any
+    ) -> RemoteWriteConfig:
+        """The ``remote_write`` section of environment ``environment``'s Prometheus, writing
+        to its listener of the receiver at ``receiver_url`` and forwarding what the checks and
+        dashboards read: the scrape catalog (shipped, and SCRAPE_CATALOG's) is read and checked
+        before the repository is fetched. ``options`` are those of
+        :func:`~.services.remote_write.render_remote_write`."""
+        check_remote_write_options(receiver_url=receiver_url, **options)
+        catalog = read_catalog(self.settings.scrape_catalog)
+        inventory = self.inventory()
+        found = find_environment(inventory, environment)
+        return render_remote_write(
+            found.name,
+            enabled_namespaces(found, inventory),
+            receiver_url,
+            catalog=catalog,
+            **options,
         )
 
     def run_notifier(self) -> NotifierReport:

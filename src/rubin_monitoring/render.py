@@ -4,7 +4,8 @@ stdout; logs go to stderr.
 One function per result type, :func:`render_text` and :func:`to_json`, dispatching on the
 result: a reconciling job's :class:`Report` (tokenmaker's :class:`TokenReport` adds permissions
 and new token values), the notifier's :class:`NotifierReport`, taskmaker's
-:class:`TaskHealth`, the :class:`Inventory`, and telegraf-config's :class:`TelegrafConfig`
+:class:`TaskHealth`, the :class:`Inventory`, telegraf-config's :class:`TelegrafConfig`,
+receiver-config's :class:`ReceiverConfig` and prometheus-config's :class:`RemoteWriteConfig`
 (as text, the configuration or manifests themselves, ready to pipe).
 """
 
@@ -18,12 +19,23 @@ from .models.alerts import Alert, MessageResult, NotifierReport
 from .models.changes import NoteKind, Report
 from .models.inventory import Inventory
 from .models.names import one_line
+from .services.receiver import ReceiverConfig
+from .services.remote_write import RemoteWriteConfig
 from .services.tasks import TaskHealth
 from .services.telegraf import TelegrafConfig
 from .services.tokens import TokenReport
 from .storage.secret_manifest import in_role_order, secret_key
 
-Rendered = TokenReport | Report | NotifierReport | TaskHealth | Inventory | TelegrafConfig
+Rendered = (
+    TokenReport
+    | Report
+    | NotifierReport
+    | TaskHealth
+    | Inventory
+    | TelegrafConfig
+    | ReceiverConfig
+    | RemoteWriteConfig
+)
 
 
 def dumps(data: object) -> str:
@@ -173,6 +185,16 @@ def _(config: TelegrafConfig, *, manifest: Path | None = None) -> str:
     return config.text.rstrip("\n")
 
 
+@render_text.register
+def _(config: ReceiverConfig, *, manifest: Path | None = None) -> str:
+    return config.text.rstrip("\n")
+
+
+@render_text.register
+def _(config: RemoteWriteConfig, *, manifest: Path | None = None) -> str:
+    return config.text.rstrip("\n")
+
+
 # JSON
 
 
@@ -317,3 +339,29 @@ def _(inventory: Inventory, *, manifest: Path | None = None) -> dict[str, object
 @to_json.register
 def _(config: TelegrafConfig, *, manifest: Path | None = None) -> dict[str, object]:
     return {"environment": config.environment, "format": config.format, "text": config.text}
+
+
+@to_json.register
+def _(config: ReceiverConfig, *, manifest: Path | None = None) -> dict[str, object]:
+    listeners = [
+        {
+            "environment": listener.environment,
+            "port": listener.port,
+            "path": listener.path,
+            "username": listener.username,
+            "password_variable": listener.password_variable,
+            "secret_key": listener.secret_key,
+        }
+        for listener in config.listeners
+    ]
+    return {"format": config.format, "listeners": listeners, "text": config.text}
+
+
+@to_json.register
+def _(config: RemoteWriteConfig, *, manifest: Path | None = None) -> dict[str, object]:
+    return {
+        "environment": config.environment,
+        "format": config.format,
+        "url": config.url,
+        "text": config.text,
+    }

@@ -195,7 +195,8 @@ def test_recreate_buckets_restores_every_mapping_and_says_which_tokens_to_rotate
     assert made.exit_code == 1  # tokens name the old bucket IDs: a person must rotate them
     (conflict,) = made.json()["conflicts"]
     # Every role whose token names a recreated bucket, briefly: all three environments'
-    # Telegrafs, the notifier (multiapp_, alerted_) and the two Telegrafs outside the clusters.
+    # Telegrafs, the notifier (multiapp_, alerted_), the two Telegrafs outside the clusters
+    # and the remote-write receiver.
     roles = [
         "telegraf-idfdev",
         "telegraf-minikube",
@@ -203,6 +204,7 @@ def test_recreate_buckets_restores_every_mapping_and_says_which_tokens_to_rotate
         "notifier",
         "probe-telegraf",
         "host-telegraf",
+        "receiver",
     ]
     assert conflict["name"] == ", ".join(roles)
     assert "tokenmaker --rotate " + " ".join(f"--role {r}" for r in roles) in conflict["reason"]

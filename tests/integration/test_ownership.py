@@ -143,7 +143,7 @@ def test_prune_never_deletes_the_real_token_for_a_look_alike(
     setup_fleet(org, repo)
     # The org is new: every token in it now is one tokenmaker made (values are hashed on 2.10).
     real = set(authorizations(org))
-    assert len(real) == 7  # telegraf-idfdev and the six fixed roles
+    assert len(real) == 9  # telegraf-idfdev, receiver-idfdev and the seven fixed roles
     telegraf_id = next(
         a["id"]
         for a in authorizations(org).values()
@@ -181,7 +181,7 @@ def test_prune_never_deletes_the_real_token_for_a_look_alike(
     run = run_cli(["tokenmaker", "--output", "json", "--bot-user", f"bot-{org.name}"], env)
     assert run.exit_code == 0, run.stderr
     assert run.changes == []
-    assert run.json()["existing"] == ["telegraf-idfdev", *ROLE_NAMES]
+    assert run.json()["existing"] == ["telegraf-idfdev", "receiver-idfdev", *ROLE_NAMES]
     assert run.json()["orphans"] == []
     after = authorizations(org)
     assert real | set(look_alikes) <= set(after)

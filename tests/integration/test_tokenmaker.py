@@ -40,7 +40,9 @@ pytestmark = pytest.mark.integration
 # One Telegraf token per environment, writing exactly its applications' buckets.
 ENVIRONMENTS: dict[str, tuple[str, ...]] = {"idfdev": ("alpha", "beta"), "summit": ("alpha",)}
 IDF, SUMMIT = "telegraf-idfdev", "telegraf-summit"
-ROLES = [IDF, SUMMIT, *ROLE_NAMES]
+# Each environment's remote-write credential: a token that may read the org, no more.
+CREDENTIALS = ["receiver-idfdev", "receiver-summit"]
+ROLES = [IDF, SUMMIT, *CREDENTIALS, *ROLE_NAMES]
 DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "dashboards"
 COPY_TASK = """option task = {{name: "{name}", every: 1h}}
 
@@ -211,6 +213,7 @@ def test_tokens_are_org_scoped_and_least_privilege(fleet: tuple[Org, dict[str, s
             assert permission["resource"]["orgID"] == org.id
     outside = {IDF: {"alpha", "beta"}, SUMMIT: {"alpha"}}
     outside.update({"probe-telegraf": {"probes_"}, "host-telegraf": {"influxdb_"}})
+    outside["receiver"] = {"alpha", "beta", "influxdb_"}
     for role, apps in outside.items():
         permissions = ours[role]["permissions"]
         assert {(p["action"], p["resource"]["name"]) for p in permissions} == {
@@ -241,6 +244,32 @@ def test_telegraf_writes_its_environments_app_buckets_only(
     make_buckets(other)
     assert write(org, token, "alpha", "probe value=1", org_name=other.name) == 403
     assert query(org, token, 'from(bucket: "alpha") |> range(start: -1h)').status_code == 404
+
+
+def test_receiver_writes_every_environments_buckets_and_its_credentials_nothing(
+    fleet: tuple[Org, dict[str, str]],
+) -> None:
+    org, tokens = fleet
+    receiver = tokens["receiver"]
+    for bucket in ("alpha", "beta", "influxdb_"):
+        assert write(org, receiver, bucket, "probe,host=r value=1") == 204
+    assert write(org, receiver, "multiapp_", "probe value=1") == 403
+    for role in CREDENTIALS:
+        assert write(org, tokens[role], "alpha", "probe value=1") == 403
+        assert query(
+            org, tokens[role], 'from(bucket: "alpha") |> range(start: -1h)'
+        ).status_code in (
+            403,
+            404,
+        )
+        permissions = [
+            auth["permissions"]
+            for auth in authorizations(org)
+            if auth["description"].endswith(f"token={role})")
+        ]
+        ((permission,),) = permissions
+        assert permission["action"] == "read"
+        assert (permission["resource"]["type"], permission["resource"]["id"]) == ("orgs", org.id)
 
 
 def test_taskmaker_task_runs_as_the_bot_and_writes_multiapp(
@@ -441,7 +470,11 @@ def test_rerun_creates_nothing_new_app_is_stale_and_rotate_replaces(
     make_buckets(org, {"idfdev": ("alpha", "beta", "gamma"), "summit": ("alpha",)})
     stale = tokenmaker(org, known=tuple(first.values()))
     assert stale.exit_code == 0
-    assert stale.json()["stale"] == [{"role": IDF, "reason": "lacks write:buckets/gamma"}]
+    # (and the receiver's, which writes every environment's buckets)
+    assert stale.json()["stale"] == [
+        {"role": IDF, "reason": "lacks write:buckets/gamma"},
+        {"role": "receiver", "reason": "lacks write:buckets/gamma"},
+    ]
     assert write(org, first[IDF], "gamma", "probe value=1") == 403
 
     # One cluster's token is rotated alone: the other clusters' keep working.
@@ -452,7 +485,9 @@ def test_rerun_creates_nothing_new_app_is_stale_and_rotate_replaces(
     assert write(org, alone[IDF], "gamma", "probe value=1") == 204
     assert write(org, first[IDF], "alpha", "probe value=1") == 401
     assert write(org, first[SUMMIT], "alpha", "probe value=1") == 204
-    assert tokenmaker(org, known=(*first.values(), *alone.values())).json()["stale"] == []
+    assert tokenmaker(org, known=(*first.values(), *alone.values())).json()["stale"] == [
+        {"role": "receiver", "reason": "lacks write:buckets/gamma"}
+    ]
 
     rotated_run = tokenmaker(org, "--rotate", known=(*first.values(), *alone.values()))
     rotated = tokens_of(rotated_run)
@@ -497,8 +532,11 @@ def test_secret_manifest_gets_the_values_and_stdout_none(
     assert secret["kind"] == "Secret" and secret["apiVersion"] == "v1"
     assert secret["metadata"]["name"] == "influxdb-tokens"
     assert secret["metadata"]["namespace"] == "monitoring"
-    # One key per cluster: telegraf-idfdev-token, telegraf-summit-token, then the jobs'.
-    assert list(secret["stringData"]) == [f"{role}-token" for role in ROLES]
+    # One key per cluster: telegraf-idfdev-token, telegraf-summit-token, the clusters'
+    # remote-write passwords, then the jobs'.
+    assert list(secret["stringData"]) == [
+        f"{role}-password" if role in CREDENTIALS else f"{role}-token" for role in ROLES
+    ]
     for value in secret["stringData"].values():
         assert value not in run.stdout and value not in run.stderr
     assert f"{path} written" in run.stdout
@@ -584,7 +622,7 @@ def test_bucket_ownership_does_not_let_a_task_write_org_ownership_does(
         # A rerun of tokenmaker makes it an owner again, and the same task can write.
         # (and makes the roles not selected before, and dashboardmaker's stack)
         rerun = tokenmaker(org).changes
-        assert [c["kind"] for c in rerun] == ["org-owner", *["token"] * 5, "stack"]
+        assert [c["kind"] for c in rerun] == ["org-owner", *["token"] * 8, "stack"]
         _, status, logs = run_task(org, tokens["taskmaker"], COPY_TASK.format(name="owner"))
         assert status == "success", logs
 

@@ -44,6 +44,7 @@ from rubin_monitoring.services.tokens import (
 )
 from rubin_monitoring.storage.secret_manifest import (
     check_manifest_path,
+    secret_key,
     secret_manifest_text,
     write_secret_manifest,
 )
@@ -72,15 +73,20 @@ BUCKETS = [
 # Each environment's application buckets: one Telegraf token each.
 ENVIRONMENTS = {"idfdev": ["alpha", "beta"], "summit": ["alpha"]}
 IDF, SUMMIT = "telegraf-idfdev", "telegraf-summit"
+# Each environment's remote-write credential (a password to the receiver).
+RECEIVER_IDF, RECEIVER_SUMMIT = "receiver-idfdev", "receiver-summit"
 ROLES = [
     IDF,
     SUMMIT,
+    RECEIVER_IDF,
+    RECEIVER_SUMMIT,
     "bucketmaker",
     "taskmaker",
     "notifier",
     "dashboardmaker",
     "probe-telegraf",
     "host-telegraf",
+    "receiver",
 ]
 
 
@@ -248,6 +254,15 @@ def test_each_role_gets_only_what_its_job_needs() -> None:
     assert roles[Role.HOST_TELEGRAF].permissions == {
         Permission("write", "buckets", ORG, "id-influxdb_")
     }
+    # The remote-write receiver writes every environment's buckets, and its own counters into
+    # influxdb_; each environment's credential is a token that may read the org, no more.
+    assert roles[Role.RECEIVER].permissions == {
+        Permission("write", "buckets", ORG, "id-alpha"),
+        Permission("write", "buckets", ORG, "id-beta"),
+        Permission("write", "buckets", ORG, "id-influxdb_"),
+    }
+    assert roles[RECEIVER_IDF].permissions == {read_org}
+    assert roles[RECEIVER_SUMMIT].permissions == {read_org}
     assert [spec.role for spec in specs() if spec.bot_owned] == [Role.TASKMAKER]
     assert [spec.role for spec in specs()] == ROLES
 
@@ -274,26 +289,40 @@ def test_no_application_bucket_blocks_only_the_telegraf_tokens() -> None:
     assert [(c.category, c.kind, c.name) for c in conflicts] == [
         (NoteKind.CONFLICT, "token", IDF),
         (NoteKind.CONFLICT, "token", SUMMIT),
+        (NoteKind.WARNING, "token", "receiver"),
     ]
     assert "run bucketmaker" in conflicts[0].reason
+    # The receiver's token writes influxdb_ meanwhile, and is stale once the buckets exist.
+    assert "no owned bucket alpha, beta yet" in conflicts[2].reason
+    assert by_role(desired)["receiver"].permissions == {
+        Permission("write", "buckets", ORG, "id-influxdb_")
+    }
 
 
 @pytest.mark.parametrize(
-    ("missing", "role"), [("probes_", "probe-telegraf"), ("influxdb_", "host-telegraf")]
+    ("missing", "roles"),
+    [("probes_", ["probe-telegraf"]), ("influxdb_", ["host-telegraf", "receiver"])],
 )
-def test_a_missing_fleet_bucket_blocks_only_its_telegraf_token(missing: str, role: str) -> None:
+def test_a_missing_fleet_bucket_blocks_only_the_tokens_writing_it(
+    missing: str, roles: list[str]
+) -> None:
     buckets = [b for b in BUCKETS if b.name != missing]
     desired, conflicts = desired_tokens(ORG, "rubin", buckets, None, BOT.id, ENVIRONMENTS)
-    assert [spec.role for spec in desired] == [r for r in ROLES if r != role]
-    assert [(c.category, c.kind, c.name) for c in conflicts] == [(NoteKind.CONFLICT, "token", role)]
-    assert f"no bucket {missing} yet: run bucketmaker" in conflicts[0].reason
+    assert [spec.role for spec in desired] == [r for r in ROLES if r not in roles]
+    assert [(c.category, c.kind, c.name) for c in conflicts] == [
+        (NoteKind.CONFLICT, "token", role) for role in roles
+    ]
+    assert all(f"no bucket {missing} yet: run bucketmaker" in c.reason for c in conflicts)
 
 
 def test_a_bucket_not_made_yet_is_a_warning_and_the_token_writes_the_others() -> None:
     environments = {"idfdev": ["alpha", "beta", "gamma"]}
     desired, notes = desired_tokens(ORG, "rubin", BUCKETS, None, BOT.id, environments)
     assert by_role(desired)[IDF].permissions == by_role(specs())[IDF].permissions
-    assert [(n.category, n.name) for n in notes] == [(NoteKind.WARNING, IDF)]
+    assert [(n.category, n.name) for n in notes] == [
+        (NoteKind.WARNING, IDF),
+        (NoteKind.WARNING, "receiver"),
+    ]
     assert "gamma" in notes[0].reason
 
 
@@ -310,13 +339,18 @@ def test_role_option_accepts_fixed_and_per_environment_roles() -> None:
     # telegraf alone: every environment's Telegraf token (what bucketmaker's RECREATE_BUCKETS
     # conflict tells the operator to rotate).
     assert select_roles(["telegraf"], environments) == frozenset({IDF, SUMMIT})
+    assert select_roles(["receiver", RECEIVER_IDF], environments) == frozenset(
+        {"receiver", RECEIVER_IDF}
+    )
     with pytest.raises(ConfigError) as caught:
         select_roles(["telegraf-base"], environments)
     assert str(caught.value) == (
         "unknown --role 'telegraf-base' (roles: bucketmaker, taskmaker, notifier, "
-        "dashboardmaker, probe-telegraf, host-telegraf, telegraf-idfdev, telegraf-summit, "
-        "telegraf)"
+        "dashboardmaker, probe-telegraf, host-telegraf, receiver, telegraf-idfdev, "
+        "telegraf-summit, receiver-idfdev, receiver-summit, telegraf)"
     )
+    with pytest.raises(ConfigError):
+        select_roles(["receiver-base"], environments)
     assert all_roles(environments) == set(ROLES)
 
 
@@ -353,7 +387,7 @@ def test_converged_run_changes_nothing_and_lists_the_existing_tokens() -> None:
     assert plan.orphans == []
     assert stale(plan) == []
     assert existing(plan) == ROLES
-    assert plan.unchanged == 10  # user, ownership, eight tokens
+    assert plan.unchanged == 13  # user, ownership, eleven tokens
 
 
 def test_bot_without_ownership_gets_only_the_ownership() -> None:
@@ -514,6 +548,33 @@ def test_a_removed_environments_telegraf_token_is_an_orphan() -> None:
     ]
 
 
+def test_a_removed_environments_receiver_credential_is_an_orphan() -> None:
+    credential = by_role(specs())[RECEIVER_SUMMIT]
+    gone = observed(credential, id="auth-base", description=token_description("receiver-base"))
+    plan = plan_tokens(
+        specs(),
+        [*converged(), gone],
+        BotObservation(BOT, org_owner=True),
+        known_roles=all_roles(ENVIRONMENTS),
+    )
+    assert [(o.name, o.reason) for o in plan.orphans] == [
+        ("receiver-base (auth-base)", "environment 'base' is not in the repository any more")
+    ]
+
+
+def test_receiver_credentials_are_passwords_in_the_secret() -> None:
+    assert secret_key("receiver-idfdev") == "receiver-idfdev-password"
+    assert secret_key("receiver") == "receiver-token"
+    assert secret_key("telegraf-idfdev") == "telegraf-idfdev-token"
+    text = secret_manifest_text({"receiver": "r", RECEIVER_IDF: "p", IDF: "t", "notifier": "n"})
+    assert list(yaml.safe_load(text)["stringData"]) == [
+        "telegraf-idfdev-token",
+        "receiver-idfdev-password",
+        "notifier-token",
+        "receiver-token",
+    ]
+
+
 def test_bot_in_other_orgs_warns_and_inactive_bot_is_a_conflict() -> None:
     inactive = ObservedUser(BOT.id, BOT.name, active=False)
     plan = plan_tokens(specs(), converged(), BotObservation(inactive, True, ("other-org",)))
@@ -614,12 +675,15 @@ def test_apply_creates_the_bot_before_its_token_and_returns_values_once() -> Non
         ("add_org_owner", ORG, "new-bot"),
         ("create_authorization", IDF, "admin"),
         ("create_authorization", SUMMIT, "admin"),
+        ("create_authorization", RECEIVER_IDF, "admin"),
+        ("create_authorization", RECEIVER_SUMMIT, "admin"),
         ("create_authorization", "bucketmaker", "admin"),
         ("create_authorization", "taskmaker", "new-bot"),
         ("create_authorization", "notifier", "admin"),
         ("create_authorization", "dashboardmaker", "admin"),
         ("create_authorization", "probe-telegraf", "admin"),
         ("create_authorization", "host-telegraf", "admin"),
+        ("create_authorization", "receiver", "admin"),
     ]
     assert set(result.tokens) == set(ROLES)
     assert result.exit_code == 0
@@ -678,7 +742,7 @@ def test_dry_run_calls_nothing_that_writes() -> None:
     result = run(auths, dry_run=True)
     assert auths.calls == []
     assert result.tokens == {}
-    assert len(result.results) == 10  # the bot user, its ownership, eight tokens
+    assert len(result.results) == 13  # the bot user, its ownership, eleven tokens
 
 
 def test_empty_bot_user_is_bad_input() -> None:

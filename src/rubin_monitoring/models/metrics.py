@@ -285,3 +285,65 @@ def field_names() -> dict[str, str]:
         for name, value in globals().items()
         if name.isupper() and isinstance(value, str)
     }
+
+
+# The remote-write path: a cluster's own Prometheus forwards series to the receiver of
+# ``receiver-config`` (Telegraf's ``inputs.http_listener_v2`` with the ``prometheusremotewrite``
+# parser), which writes them in the same shape as the scrape path.
+
+REMOTE_WRITE_MEASUREMENT: Final = "prometheus_remote_write"
+"""What Telegraf v1.37.2's ``prometheusremotewrite`` parser names every point (with
+``prometheus_metric_version = 2``: plugins/parsers/prometheusremotewrite/metric_v2.go, one field
+per metric name, the labels as tags); the receiver renames it :data:`PROMETHEUS`."""
+EXPORTED_NAMESPACE: Final = "exported_namespace"
+"""Where Prometheus keeps a series' own ``namespace`` label when the scrape target's namespace
+takes its place (``honor_labels: false``, a ServiceMonitor's default). The receiver routes by
+``namespace`` (the target's: the application that owns the scraped pod, as the scrape path's
+``route_by: pod``) and then gives the series its own label back as :data:`NAMESPACE`."""
+REMOTE_WRITE_DROPPED_TAGS: Final[tuple[str, ...]] = ("instance", "prometheus", "prometheus_replica")
+"""Labels a sending Prometheus adds that the receiver never writes: ``instance`` (the target's
+address, as the scrape path's ``address``: cardinality only) and kube-prometheus-stack's
+external labels ``prometheus`` and ``prometheus_replica`` (one value per replica: an HA pair
+would write every series twice under two names)."""
+
+#: Histograms among the application metrics above: Prometheus stores and forwards each as
+#: ``<name>_bucket`` (label ``le``), ``<name>_sum`` and ``<name>_count``, the fields the scrape
+#: path writes for it.
+HISTOGRAMS: Final[tuple[str, ...]] = (
+    ARGOCD_APP_RECONCILE,
+    NGINX_REQUEST_DURATION,
+    JUPYTERHUB_SPAWN_DURATION,
+    JUPYTERHUB_REQUEST_DURATION,
+)
+HISTOGRAM_SUFFIXES: Final[tuple[str, ...]] = ("_bucket", "_sum", "_count")
+
+#: The applications' own metrics that the checks and dashboards read (each declared above).
+APPLICATION_METRICS: Final[tuple[str, ...]] = (
+    ARGOCD_APP_INFO,
+    ARGOCD_APP_SYNC_TOTAL,
+    ARGOCD_APP_RECONCILE,
+    NGINX_REQUESTS,
+    NGINX_REQUEST_DURATION,
+    JUPYTERHUB_RUNNING_SERVERS,
+    JUPYTERHUB_TOTAL_USERS,
+    JUPYTERHUB_ACTIVE_USERS,
+    JUPYTERHUB_SPAWN_DURATION,
+    JUPYTERHUB_REQUEST_DURATION,
+    CERTMANAGER_EXPIRATION,
+    CERTMANAGER_RENEWAL,
+    CERTMANAGER_NOT_AFTER,
+    CERTMANAGER_READY_STATUS,
+)
+
+
+def forwarded_metrics() -> tuple[str, ...]:
+    """Every series name a cluster's Prometheus forwards by remote write: the metrics of
+    kube-state-metrics (:data:`KSM_METRICS`) and of the applications (:data:`APPLICATION_METRICS`)
+    that checks and dashboards read, a histogram as its three series; sorted, each once."""
+    names: set[str] = set(KSM_METRICS)
+    for name in APPLICATION_METRICS:
+        if name in HISTOGRAMS:
+            names.update(name + suffix for suffix in HISTOGRAM_SUFFIXES)
+        else:
+            names.add(name)
+    return tuple(sorted(names))

@@ -33,6 +33,9 @@ class Role(StrEnum):
     """The probe Telegraf (``probe-config``): writes ``probes_``."""
     HOST_TELEGRAF = "host-telegraf"
     """The Telegraf on the InfluxDB host: writes ``influxdb_``."""
+    RECEIVER = "receiver"
+    """The remote-write receiver (``receiver-config``): writes the buckets of every application
+    some environment enables, and ``influxdb_`` (its own metrics)."""
 
 
 # Telegraf has one role per environment (cluster), ``telegraf-<environment>``, so that one
@@ -53,6 +56,29 @@ def telegraf_environment(role: str) -> str | None:
     if role.startswith(TELEGRAF_PREFIX) and len(role) > len(TELEGRAF_PREFIX):
         return role[len(TELEGRAF_PREFIX) :]
     return None
+
+
+# Each environment's credential for the remote-write receiver, ``receiver-<environment>``: an
+# InfluxDB token that may read the organization and nothing else, whose value is the password of
+# that environment's listener (so tokenmaker issues, rotates and retires it like the others).
+RECEIVER_PREFIX = f"{Role.RECEIVER.value}-"
+
+
+def receiver_role(environment: str) -> str:
+    """The role of ``environment``'s remote-write credential, ``receiver-<environment>``."""
+    return f"{RECEIVER_PREFIX}{environment}"
+
+
+def receiver_environment(role: str) -> str | None:
+    """The environment a ``receiver-<environment>`` role names, or None for other roles."""
+    if role.startswith(RECEIVER_PREFIX) and len(role) > len(RECEIVER_PREFIX):
+        return role[len(RECEIVER_PREFIX) :]
+    return None
+
+
+def environment_of(role: str) -> str | None:
+    """The environment a per-environment role (Telegraf token or receiver credential) names."""
+    return telegraf_environment(role) or receiver_environment(role)
 
 
 @dataclass(frozen=True, order=True)

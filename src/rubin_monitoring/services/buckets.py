@@ -26,6 +26,7 @@ from ..models.changes import (
 )
 from ..models.checks import HOST_BUCKET, PROBES_BUCKET
 from ..models.inventory import Inventory, InventoryProblem, bucket_name
+from ..models.tokens import Role
 from ..storage.influxdb import InfluxDBStore
 from .reconcile import HELD_REASON, ObjectJob, problem_result
 
@@ -154,7 +155,8 @@ _ENVIRONMENTS_NAMED = 3
 def broken_roles(buckets: list[str], inventory: Inventory) -> list[str]:
     """The tokenmaker roles whose tokens name one of ``buckets`` by ID, so stop working when
     those buckets are recreated: each environment's Telegraf whose applications write there
-    (all of them as ``telegraf`` when there are many), and the roles of internal buckets."""
+    (all of them as ``telegraf`` when there are many), the roles of internal buckets, and the
+    remote-write receiver, which writes every environment's buckets and ``influxdb_``."""
     recreated = set(buckets)
     environments = [
         env.name
@@ -169,6 +171,8 @@ def broken_roles(buckets: list[str], inventory: Inventory) -> list[str]:
     for bucket, role in _INTERNAL_ROLES.items():
         if bucket in recreated and role not in roles:
             roles.append(role)
+    if environments or HOST_BUCKET in recreated:
+        roles.append(Role.RECEIVER.value)
     return roles
 
 

@@ -19,6 +19,10 @@ probe-        write:buckets/probes_                                             
 telegraf
 host-         write:buckets/influxdb_                                                operator
 telegraf
+receiver      write:buckets/<each bucket of an application some environment          operator
+              enables>, write:buckets/influxdb_ (its own counters)
+receiver-     read:orgs/<org>: the value is the password of the environment's        operator
+<env>         remote-write listener; nothing else
 ============  =====================================================================  ==========
 
 * dashboardmaker applies its templates through a stack, and a stack cannot be granted (no
@@ -31,6 +35,14 @@ telegraf
   bucket of the toolkit's, ``probes_`` and ``influxdb_``; while that bucket is missing their role
   is a conflict (run bucketmaker first).
 
+* The remote-write receiver (``receiver-config``) writes what every environment's Prometheus
+  sends into that environment's buckets: one token, writing the union of their buckets (and
+  ``influxdb_``, its own counters), stale like a Telegraf token when an application is enabled
+  later. Each environment authenticates to it with a password of its own, the value of its
+  ``receiver-<env>`` token (Secret key ``receiver-<env>-password``): an InfluxDB token only so
+  that tokenmaker issues it once, rotates it (``--rotate --role receiver-<env>``) and reports it
+  orphaned when the environment leaves the repository; it may read the organization (a token
+  needs a permission) and nothing else.
 * taskmaker tells its own tasks from look-alikes by their ``ownerID``, so it asks who its token
   belongs to (``GET /api/v2/me``), which InfluxDB answers only with ``read:users/<own id>``
   (401 otherwise): the taskmaker token may read its own user, nothing more.
@@ -76,7 +88,7 @@ with a look-alike description that belongs to anyone else is never current, stal
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..config import ALERT_BUCKET, ALERTED_BUCKET
@@ -97,7 +109,8 @@ from ..models.tokens import (
     Role,
     TokenSpec,
     describe_permissions,
-    telegraf_environment,
+    environment_of,
+    receiver_role,
     telegraf_role,
 )
 from ..storage.authorizations import AuthorizationStore
@@ -112,7 +125,8 @@ ROLE_NAMES = tuple(role.value for role in Role)
 ALL_ROLES: frozenset[str] = frozenset(ROLE_NAMES)
 ROLE_HELP = (
     "bucketmaker, taskmaker, notifier, dashboardmaker, probe-telegraf, host-telegraf, "
-    "telegraf-<environment>, or telegraf (every environment's Telegraf token)"
+    "receiver, telegraf-<environment>, receiver-<environment>, or telegraf (every "
+    "environment's Telegraf token)"
 )
 
 KIND_USER = "user"
@@ -185,7 +199,8 @@ def environment_buckets(inventory: Inventory) -> dict[str, list[str]]:
 
 def all_roles(environments: Iterable[str]) -> frozenset[str]:
     """Every role tokenmaker makes for these environments."""
-    return ALL_ROLES | {telegraf_role(env) for env in environments}
+    names = list(environments)
+    return ALL_ROLES | {role(env) for env in names for role in (telegraf_role, receiver_role)}
 
 
 def select_roles(names: Iterable[str], environments: Collection[str]) -> frozenset[str] | None:
@@ -199,11 +214,16 @@ def select_roles(names: Iterable[str], environments: Collection[str]) -> frozens
         name = raw.strip()
         if name == TELEGRAF:
             selected |= {telegraf_role(env) for env in environments}
-        elif name in ALL_ROLES or telegraf_environment(name) in environments:
+        elif name in ALL_ROLES or environment_of(name) in environments:
             selected.add(name)
         else:
             known = ", ".join(
-                [*ROLE_NAMES, *sorted(telegraf_role(env) for env in environments), TELEGRAF]
+                [
+                    *ROLE_NAMES,
+                    *sorted(telegraf_role(env) for env in environments),
+                    *sorted(receiver_role(env) for env in environments),
+                    TELEGRAF,
+                ]
             )
             raise ConfigError(f"unknown --role {name!r} (roles: {known})")
     return frozenset(selected)
@@ -273,6 +293,10 @@ def desired_tokens(
             conflicts.append(Note(NoteKind.WARNING, KIND_TOKEN, name, reason))
         permissions = {bucket(WRITE, app) for app in present}
         specs.append(TokenSpec(name, frozenset(permissions)))
+    for environment in environments or {}:
+        name = receiver_role(environment)
+        if roles is None or name in roles:
+            specs.append(TokenSpec(name, frozenset({read_org})))
     for role in Role:
         if roles is not None and role.value not in roles:
             continue
@@ -281,6 +305,14 @@ def desired_tokens(
             permissions = {read_org, *grants, *leases}
             if role is Role.TASKMAKER and bot_id is not None:
                 permissions.add(read_own_user(bot_id))
+        elif role is Role.RECEIVER:
+            receiver = _receiver_permissions(by_name, owned_apps, environments, bucket)
+            if isinstance(receiver, Note):
+                conflicts.append(receiver)
+                continue
+            permissions, warning = receiver
+            if warning is not None:
+                conflicts.append(warning)
         elif role in OUTSIDE_TELEGRAF_BUCKETS:
             target = by_name.get(OUTSIDE_TELEGRAF_BUCKETS[role])
             if target is None:
@@ -303,6 +335,33 @@ def desired_tokens(
             TokenSpec(role.value, frozenset(permissions), bot_owned=role is Role.TASKMAKER)
         )
     return specs, conflicts
+
+
+def _receiver_permissions(
+    by_name: Mapping[str, ObservedBucket],
+    owned_apps: Mapping[str, ObservedBucket],
+    environments: Mapping[str, Sequence[str]] | None,
+    bucket: Callable[[str, ObservedBucket], Permission],
+) -> tuple[set[Permission], Note | None] | Note:
+    """The receiver's write permissions (the buckets of every environment that exist, and
+    ``influxdb_``) with a warning naming those still missing; a conflict while ``influxdb_``
+    is missing."""
+    role = Role.RECEIVER.value
+    host = by_name.get(HOST_BUCKET)
+    if host is None:
+        reason = f"no bucket {HOST_BUCKET} yet: run bucketmaker, then tokenmaker again"
+        return Note(NoteKind.CONFLICT, KIND_TOKEN, role, reason)
+    wanted = sorted({name for names in (environments or {}).values() for name in names})
+    present = [owned_apps[name] for name in wanted if name in owned_apps]
+    missing = [name for name in wanted if name not in owned_apps]
+    permissions = {bucket(WRITE, host), *(bucket(WRITE, app) for app in present)}
+    if not missing:
+        return permissions, None
+    reason = (
+        f"{role}: no owned bucket {', '.join(missing)} yet (run bucketmaker); the token will "
+        "be stale then"
+    )
+    return permissions, Note(NoteKind.WARNING, KIND_TOKEN, role, reason)
 
 
 def _staleness(
@@ -424,7 +483,7 @@ def _orphan_reason(role: str) -> str:
             "the single Telegraf token of the old scheme: each cluster now has its own "
             "telegraf-<environment> token; deploy those, then --prune deletes this one"
         )
-    environment = telegraf_environment(role)
+    environment = environment_of(role)
     if environment is not None:
         return f"environment {environment!r} is not in the repository any more"
     return f"role {role!r} is not one tokenmaker makes"
@@ -546,9 +605,10 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
         self.problems = tuple(problems)
         # The Telegraf tokens of environments the repository holds back are kept as they are.
         self.held_roles = frozenset(
-            telegraf_role(problem.environment)
+            role(problem.environment)
             for problem in self.problems
             if problem.environment is not None and problem.held
+            for role in (telegraf_role, receiver_role)
         )
         self.tokens: dict[str, str] = {}
         self.permissions: dict[str, str] = {}

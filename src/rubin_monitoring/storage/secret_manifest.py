@@ -1,6 +1,6 @@
 """tokenmaker's Kubernetes Secret manifest: one ``<role>-token`` key per new token value
-(``telegraf-<environment>-token`` for each cluster's Telegraf), written atomically with mode
-0600."""
+(``telegraf-<environment>-token`` for each cluster's Telegraf), and ``receiver-<environment>-
+password`` for each cluster's remote-write credential; written atomically with mode 0600."""
 
 from __future__ import annotations
 
@@ -11,26 +11,37 @@ from pathlib import Path
 import yaml
 
 from ..exceptions import ConfigError, RubinMonitoringError
-from ..models.tokens import DEFAULT_SECRET_NAME, Role, telegraf_environment
+from ..models.tokens import (
+    DEFAULT_SECRET_NAME,
+    Role,
+    receiver_environment,
+    telegraf_environment,
+)
 
 SECRET_KEY_SUFFIX = "-token"
+PASSWORD_KEY_SUFFIX = "-password"
 
 
 def in_role_order(tokens: Mapping[str, str]) -> list[tuple[str, str]]:
-    """``tokens`` (role -> value): the environments' Telegraf roles by name, then the order of
-    :class:`Role`, unknown roles last."""
-    order = {role.value: index + 1 for index, role in enumerate(Role)}
+    """``tokens`` (role -> value): the environments' Telegraf roles by name, their receiver
+    credentials by name, then the order of :class:`Role`, unknown roles last."""
+    order = {role.value: index + 2 for index, role in enumerate(Role)}
 
     def key(item: tuple[str, str]) -> tuple[int, str]:
         if telegraf_environment(item[0]) is not None:
             return (0, item[0])
-        return (order.get(item[0], len(order) + 1), item[0])
+        if receiver_environment(item[0]) is not None:
+            return (1, item[0])
+        return (order.get(item[0], len(order) + 2), item[0])
 
     return sorted(tokens.items(), key=key)
 
 
 def secret_key(role: str) -> str:
-    """The Secret key of a role's token, ``<role>-token``."""
+    """The Secret key of a role's token, ``<role>-token``; of an environment's remote-write
+    credential (a password to its Prometheus), ``receiver-<environment>-password``."""
+    if receiver_environment(role) is not None:
+        return f"{role}{PASSWORD_KEY_SUFFIX}"
     return f"{role}{SECRET_KEY_SUFFIX}"
 
 
