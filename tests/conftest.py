@@ -20,6 +20,7 @@ from support.kubestate import (
 )
 from support.kubestate import kube_state_metrics as run_kube_state_metrics
 from support.orgs import OrgUnderTest
+from support.prometheus import PrometheusUnavailable, require_prometheus
 from support.telegraf import TelegrafUnavailable, require_telegraf
 
 from rubin_monitoring.testing.influxd import (
@@ -71,9 +72,10 @@ def phalanx(tmp_path: Path) -> PhalanxRepo:
     return PhalanxRepo(tmp_path / "phalanx")
 
 
-# The lab's other components: Telegraf, a Kubernetes API server, kube-state-metrics and helm
-# (scripts/provision-telegraf, scripts/provision-kube, scripts/provision-kube-state-metrics,
-# scripts/provision-helm). Skipped when missing, unless RUBIN_MONITORING_REQUIRE_LAB=1.
+# The lab's other components: Telegraf, a Kubernetes API server, kube-state-metrics, helm and
+# Prometheus (scripts/provision-telegraf, scripts/provision-kube,
+# scripts/provision-kube-state-metrics, scripts/provision-helm, scripts/provision-prometheus).
+# Skipped when missing, unless RUBIN_MONITORING_REQUIRE_LAB=1.
 
 
 def lab_unavailable(reason: str) -> NoReturn:
@@ -105,6 +107,14 @@ def helm_bin() -> Path:
         return require_helm()
     except HelmUnavailable as reason:
         lab_unavailable(f"helm unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> Path:
+    try:
+        return require_prometheus()
+    except PrometheusUnavailable as reason:
+        lab_unavailable(f"Prometheus unavailable: {reason}")
 
 
 @pytest.fixture(scope="session")

@@ -20,18 +20,23 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from rubin_monitoring.services.telegraf_toml import EnvReference, telegraf_toml
 
 __all__ = [
     "TELEGRAF_VERSION",
     "TelegrafAgent",
     "TelegrafUnavailable",
+    "generated_toml",
     "require_telegraf",
     "run_telegraf_once",
     "telegraf_agent",
@@ -73,14 +78,37 @@ def require_telegraf() -> Path:
     return binary
 
 
+def _marked(value: Any) -> Any:
+    if isinstance(value, str):
+        return EnvReference(value) if "${" in value else value
+    if isinstance(value, Mapping):
+        return {key: _marked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_marked(item) for item in value]
+    return value
+
+
+def generated_toml(config: Mapping[str, Any]) -> str:
+    """A generated configuration that a test parsed and changed, written back as the
+    generator writes it (:func:`~rubin_monitoring.services.telegraf_toml.telegraf_toml`: each
+    plugin a table of its own, where Telegraf reads its tags and filters); its ``${VAR}``
+    references are the generator's."""
+    return telegraf_toml([], _marked(config))
+
+
 def _environment(work_dir: Path, env: Mapping[str, str] | None) -> dict[str, str]:
     return {**os.environ, "TELEGRAF_WORK_DIR": str(work_dir), **(env or {})}
 
 
 def run_telegraf_once(
-    config_text: str, env: Mapping[str, str] | None = None, *, timeout: float = 120
+    config_text: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    timeout: float = 120,
+    args: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``telegraf --config FILE --once`` (one gather, one flush) in a throwaway directory.
+    """Run ``telegraf --config FILE --once`` (one gather, one flush; more command-line
+    ``args``) in a throwaway directory.
 
     The result has Telegraf's exit code and its output as text (its log goes to stderr).
     """
@@ -90,7 +118,7 @@ def run_telegraf_once(
         config = work_dir / "telegraf.conf"
         config.write_text(config_text)
         return subprocess.run(
-            [str(binary), "--config", str(config), "--once"],
+            [str(binary), "--config", str(config), "--once", *args],
             cwd=work_dir,
             env=_environment(work_dir, env),
             capture_output=True,
@@ -115,14 +143,29 @@ class TelegrafAgent:
         return self.log_file.read_text(errors="replace")
 
 
+def _accepts(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 @contextmanager
 def telegraf_agent(
-    config_text: str, env: Mapping[str, str] | None = None, *, start_timeout: float = 30
+    config_text: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    start_timeout: float = 30,
+    args: Sequence[str] = (),
+    ports: Sequence[tuple[str, int]] = (),
 ) -> Iterator[TelegrafAgent]:
-    """Run Telegraf continuously on ``config_text`` until the block ends, then stop it.
+    """Run Telegraf continuously on ``config_text`` (with more command-line ``args``) until
+    the block ends, then stop it (SIGTERM: it flushes its outputs first).
 
-    Waits until the agent has started (its ``Starting Telegraf`` log line) and raises
-    ``RuntimeError`` with its log if it exits before that.
+    Waits until the agent has started (its ``Starting Telegraf`` log line) and every one of
+    ``ports`` (host, port: its listeners) accepts connections, and raises ``RuntimeError``
+    with its log if it exits before that.
     """
     binary = require_telegraf()
     work_dir = Path(tempfile.mkdtemp(prefix="rubin-telegraf-"))
@@ -131,7 +174,7 @@ def telegraf_agent(
     log_file = work_dir / "telegraf.log"
     with log_file.open("wb") as log:
         process = subprocess.Popen(
-            [str(binary), "--config", str(config)],
+            [str(binary), "--config", str(config), *args],
             cwd=work_dir,
             env=_environment(work_dir, env),
             stdout=log,
@@ -140,7 +183,7 @@ def telegraf_agent(
     agent = TelegrafAgent(process, work_dir, log_file)
     try:
         deadline = time.monotonic() + start_timeout
-        while "Starting Telegraf" not in agent.log():
+        while "Starting Telegraf" not in agent.log() or not all(map(_accepts, ports)):
             if process.poll() is not None:
                 raise RuntimeError(
                     f"telegraf exited with {process.returncode} at start; its log:\n{agent.log()}"

@@ -12,6 +12,7 @@ as its own references (:class:`EnvReference`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -57,4 +58,32 @@ def telegraf_toml(header: Iterable[str], config: Mapping[str, Any]) -> str:
             "repository or a setting: Telegraf would substitute an environment variable (a "
             "token) there"
         )
-    return "".join(f"# {line}\n" for line in lines) + tomli_w.dumps(dict(config))
+    return "".join(f"# {line}\n" for line in lines) + _dumps(config)
+
+
+# Telegraf reads a plugin's generic options (``tags``, ``tagpass``, ``tagdrop``...) only from
+# sub-tables: in a plugin written as an inline table (``internal = [{..., tags = {...}}]``,
+# which tomli-w writes for an array of short tables) they are silently ignored (Telegraf
+# v1.37.2 config/config.go buildInput, buildFilter). So every plugin is written as its own
+# ``[[section.name]]`` table.
+PLUGIN_SECTIONS = ("inputs", "processors", "aggregators", "outputs")
+_HEADER = re.compile(r"^(\[\[?)", re.MULTILINE)
+
+
+def _plugin(prefix: str, table: Mapping[str, Any]) -> str:
+    """One plugin's ``[[prefix]]`` table; its sub-tables' headers prefixed. tomli-w starts a
+    header, and only a header, at the start of a line (without multi-line strings, a value
+    never does)."""
+    body = _HEADER.sub(lambda found: f"{found.group(1)}{prefix}.", tomli_w.dumps(dict(table)))
+    return f"[[{prefix}]]\n{body}"
+
+
+def _dumps(config: Mapping[str, Any]) -> str:
+    """``config`` as TOML, each plugin a ``[[section.name]]`` table of its own."""
+    plain = {key: value for key, value in config.items() if key not in PLUGIN_SECTIONS}
+    parts = [tomli_w.dumps(plain)] if plain else []
+    for section in PLUGIN_SECTIONS:
+        for name, tables in dict(config.get(section) or {}).items():
+            for table in tables if isinstance(tables, list | tuple) else [tables]:
+                parts.append(_plugin(f"{section}.{name}", table))
+    return "\n".join(part.rstrip("\n") + "\n" for part in parts)
