@@ -160,43 +160,90 @@ KSM_RESOURCE_API_GROUPS: Final[dict[str, str]] = {
 #: ``--resources``: the only objects kube-state-metrics lists and watches.
 KSM_RESOURCES: Final[tuple[str, ...]] = tuple(KSM_RESOURCE_API_GROUPS)
 
-#: Per container (labels ``namespace``, ``pod``, ``uid``, ``container``): OOM kills and other
-#: terminations (``reason``: ``OOMKilled``, ``Error``...; the timestamp says when, as the reason
-#: stays until the next termination), restarts, waiting reasons (``CrashLoopBackOff``...); per
-#: pod, its owner (``owner_kind="Job"``, ``owner_name``) to tie a pod to its Job.
+# One constant per metric and label (kube-state-metrics v2.16.0, internal/store/pod.go, job.go,
+# cronjob.go), for the checks' templates. Every series has the label ``namespace`` (the
+# object's), by which it is routed.
+
+KSM_LAST_TERMINATED_REASON: Final = "kube_pod_container_status_last_terminated_reason"
+"""Gauge 1 per container that terminated before; labels ``pod``, ``uid``, ``container``,
+``reason`` (``OOMKilled``, ``Error``, ``Completed``...). It stays until the next termination:
+:data:`KSM_LAST_TERMINATED_TIMESTAMP` says when."""
+KSM_LAST_TERMINATED_TIMESTAMP: Final = "kube_pod_container_status_last_terminated_timestamp"
+"""Unix seconds of that termination; labels ``pod``, ``uid``, ``container``."""
+KSM_RESTARTS_TOTAL: Final = "kube_pod_container_status_restarts_total"
+"""Counter; labels ``pod``, ``uid``, ``container``."""
+KSM_WAITING_REASON: Final = "kube_pod_container_status_waiting_reason"
+"""Gauge 1 per waiting container; labels ``pod``, ``uid``, ``container``, ``reason``
+(``CrashLoopBackOff``, ``ImagePullBackOff``...)."""
+KSM_POD_OWNER: Final = "kube_pod_owner"
+"""Gauge 1 per pod; labels ``pod``, ``uid``, ``owner_kind`` (``Job``...), ``owner_name``,
+``owner_is_controller``: ties a pod to its Job."""
+KSM_JOB_COMPLETE: Final = "kube_job_complete"
+"""The Job's Complete condition, as :data:`KSM_JOB_FAILED`."""
+KSM_JOB_FAILED: Final = "kube_job_failed"
+"""The Job's Failed condition: one series per ``condition`` (``true``, ``false``,
+``unknown``), 1 for its status; none while the Job has no such condition."""
+KSM_JOB_OWNER: Final = "kube_job_owner"
+"""Gauge 1; labels ``job_name``, ``owner_kind`` (``CronJob``, or ``""`` for a Job of its own),
+``owner_name``, ``owner_is_controller``."""
+KSM_JOB_STATUS_ACTIVE: Final = "kube_job_status_active"
+KSM_JOB_COMPLETION_TIME: Final = "kube_job_status_completion_time"
+"""Unix seconds; only once the Job completed (a failed Job has none)."""
+KSM_JOB_STATUS_FAILED: Final = "kube_job_status_failed"
+"""Failed pods of a Job; label ``job_name``. No failed pod: one series, no ``reason``, 0. Once
+the Job has a Failed condition with a known reason: one series per ``reason``
+(``BackoffLimitExceeded``, ``DeadlineExceeded``, ``Evicted``), 1 for its reason, else 0.
+Otherwise (still retrying, or another reason): ``reason=""`` with the count of failed pods."""
+KSM_JOB_START_TIME: Final = "kube_job_status_start_time"
+KSM_JOB_STATUS_SUCCEEDED: Final = "kube_job_status_succeeded"
+KSM_CRONJOB_INFO: Final = "kube_cronjob_info"
+"""Gauge 1; labels ``cronjob``, ``schedule``, ``concurrency_policy``."""
+KSM_CRONJOB_NEXT_SCHEDULE_TIME: Final = "kube_cronjob_next_schedule_time"
+KSM_CRONJOB_SUSPEND: Final = "kube_cronjob_spec_suspend"
+KSM_CRONJOB_ACTIVE: Final = "kube_cronjob_status_active"
+KSM_CRONJOB_LAST_SCHEDULE_TIME: Final = "kube_cronjob_status_last_schedule_time"
+KSM_CRONJOB_LAST_SUCCESSFUL_TIME: Final = "kube_cronjob_status_last_successful_time"
+KSM_POD: Final = "pod"
+KSM_CONTAINER: Final = "container"
+KSM_REASON: Final = "reason"
+KSM_JOB_NAME: Final = "job_name"
+KSM_CRONJOB: Final = "cronjob"
+KSM_OWNER_KIND: Final = "owner_kind"
+KSM_OWNER_NAME: Final = "owner_name"
+KSM_CONDITION: Final = "condition"
+
+#: Per container: OOM kills and other terminations, restarts, waiting reasons; per pod, its
+#: owner, to tie a pod to its Job.
 KSM_POD_METRICS: Final[tuple[str, ...]] = (
-    "kube_pod_container_status_last_terminated_reason",
-    "kube_pod_container_status_last_terminated_timestamp",
-    "kube_pod_container_status_restarts_total",
-    "kube_pod_container_status_waiting_reason",
-    "kube_pod_owner",
+    KSM_LAST_TERMINATED_REASON,
+    KSM_LAST_TERMINATED_TIMESTAMP,
+    KSM_RESTARTS_TOTAL,
+    KSM_WAITING_REASON,
+    KSM_POD_OWNER,
 )
 
-#: Per Job (labels ``namespace``, ``job_name``): failed and succeeded pod counts
-#: (``kube_job_status_failed`` has a ``reason`` label: ``BackoffLimitExceeded``,
-#: ``DeadlineExceeded``, ``Evicted``, or ``""``), the Failed/Complete conditions (label
-#: ``condition``: ``true``/``false``/``unknown``), start and completion times, and the owner
-#: (``owner_kind="CronJob"``, ``owner_name``).
+#: Per Job: failed and succeeded pod counts, the Failed and Complete conditions, start and
+#: completion times, and the owner (its CronJob).
 KSM_JOB_METRICS: Final[tuple[str, ...]] = (
-    "kube_job_complete",
-    "kube_job_failed",
-    "kube_job_owner",
-    "kube_job_status_active",
-    "kube_job_status_completion_time",
-    "kube_job_status_failed",
-    "kube_job_status_start_time",
-    "kube_job_status_succeeded",
+    KSM_JOB_COMPLETE,
+    KSM_JOB_FAILED,
+    KSM_JOB_OWNER,
+    KSM_JOB_STATUS_ACTIVE,
+    KSM_JOB_COMPLETION_TIME,
+    KSM_JOB_STATUS_FAILED,
+    KSM_JOB_START_TIME,
+    KSM_JOB_STATUS_SUCCEEDED,
 )
 
-#: Per CronJob (labels ``namespace``, ``cronjob``): schedule, suspension, running Jobs, and the
-#: last scheduled and last successful times (a CronJob that stopped succeeding).
+#: Per CronJob: schedule, suspension, running Jobs, and the last scheduled and last successful
+#: times (a CronJob that stopped succeeding).
 KSM_CRONJOB_METRICS: Final[tuple[str, ...]] = (
-    "kube_cronjob_info",
-    "kube_cronjob_next_schedule_time",
-    "kube_cronjob_spec_suspend",
-    "kube_cronjob_status_active",
-    "kube_cronjob_status_last_schedule_time",
-    "kube_cronjob_status_last_successful_time",
+    KSM_CRONJOB_INFO,
+    KSM_CRONJOB_NEXT_SCHEDULE_TIME,
+    KSM_CRONJOB_SUSPEND,
+    KSM_CRONJOB_ACTIVE,
+    KSM_CRONJOB_LAST_SCHEDULE_TIME,
+    KSM_CRONJOB_LAST_SUCCESSFUL_TIME,
 )
 
 #: Every metric kube-state-metrics exposes (each a field of measurement ``prometheus``).
