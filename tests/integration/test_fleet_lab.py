@@ -39,6 +39,7 @@ from support.labobjects import LabObjects, Termination
 from support.orgs import OrgUnderTest
 from support.telegraf import run_telegraf_once
 
+from rubin_monitoring.models.checks import DEFAULT_CHECKS
 from rubin_monitoring.testing.flux import query_rows, start_run, wait_for_run
 from rubin_monitoring.testing.phalanx import PhalanxRepo
 from rubin_monitoring.testing.slack_server import slack_server
@@ -360,7 +361,9 @@ def test_fleet_lab_from_pods_to_slack(
     cli_ok(["bucketmapper"], env)
     tokens = cli_ok(["tokenmaker", "--bot-user", f"bot-{org.name}"], env)["tokens"]
     assert {"telegraf-idfdev", "telegraf-summit", "taskmaker", "notifier"} <= set(tokens)
-    cli_ok(["taskmaker"], {**env, "INFLUXDB_TOKEN": tokens["taskmaker"]})
+    # The default checks, and job_failed (off by default).
+    checks = f"{DEFAULT_CHECKS},job_failed"
+    cli_ok(["taskmaker"], {**env, "INFLUXDB_TOKEN": tokens["taskmaker"], "CHECKS": checks})
 
     # The cluster: the generated manifests' ServiceAccount and least RBAC, applied for real,
     # and the applications' pods, with their status set as a kubelet would.

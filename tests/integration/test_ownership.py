@@ -17,7 +17,7 @@ from rubin_monitoring.testing.phalanx import PhalanxRepo
 pytestmark = pytest.mark.integration
 
 # The default checks of each application, and of the fleet.
-CHECKS = ("restarts", "not_running", "cpu", "oom_killed", "job_failed")
+CHECKS = ("restarts", "not_running", "cpu", "oom_killed")
 FLEET = ("certificates cert_expiry",)
 HAND_MADE_FLUX = """option task = {name: "gafaelfawr restarts", every: 1h}
 from(bucket: "gafaelfawr") |> range(start: -1h) |> yield(name: "mine")

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = yaml.safe_load((CHART / "values.yaml").read_text())["jobs"]
 # The default checks of each application.
-CHECKS = ("restarts", "not_running", "cpu", "oom_killed", "job_failed")
+CHECKS = ("restarts", "not_running", "cpu", "oom_killed")
 SOURCE = "/tmp/source"  # where the configuration repository appears, read-only
 USER = 1000  # the chart's runAsUser and runAsGroup (and the Dockerfile's USER)
 SETUP_FAILED = 97  # the sandbox script's exit code when the namespace is not what it should be

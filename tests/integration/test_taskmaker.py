@@ -204,15 +204,15 @@ def test_default_checks_add_one_silent_task_per_environment(
     org: OrgUnderTest, repo: PhalanxRepo
 ) -> None:
     """silent is on by default: one task per environment, from the inventory; and so are
-    oom_killed and job_failed (per application), argocd_app (over Argo CD's bucket: argocd is
-    enabled; http_5xx is not installed, ingress-nginx is not) and cert_expiry (the fleet)."""
+    oom_killed (per application), argocd_app (over Argo CD's bucket: argocd is enabled;
+    http_5xx is not installed, ingress-nginx is not) and cert_expiry (the fleet)."""
     settings = org.env(PHALANX_REPO=repo.url)
     run = run_cli(["taskmaker", "--output", "json"], settings)
     assert run.exit_code == 0, run.stderr
     created = owned(org)
     per_application = {
         f"{app} {check}" for app in ("argocd", "mobu_x", "nublado")
-        for check in ("oom_killed", "job_failed")
+        for check in ("oom_killed",)
     }  # fmt: skip
     assert set(created) == EXPECTED | per_application | {
         "argocd argocd_app",

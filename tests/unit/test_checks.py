@@ -76,8 +76,8 @@ def test_parse_checks_names_the_unknown_check() -> None:
 def test_parse_check_params_defaults() -> None:
     assert parse_check_params("5m", "10m", "90", "90", "10m") == CheckSettings()
     defaults = (
-        "restarts", "not_running", "cpu", "oom_killed", "job_failed", "argocd_app", "http_5xx",
-        "cert_expiry", "silent",
+        "restarts", "not_running", "cpu", "oom_killed", "argocd_app", "http_5xx", "cert_expiry",
+        "silent",
     )  # fmt: skip
     assert CheckSettings() == CheckSettings(defaults, "5m", "10m", 90.0, 90.0, "10m")
     assert DEFAULT_SEVERITY == {

@@ -391,6 +391,22 @@ def test_rotate_recreates_every_token_and_replaces_all_of_its_role() -> None:
     assert plan.orphans == []
 
 
+def test_telegraf_tokens_made_before_the_control_plane_certificate_are_stale() -> None:
+    """A cluster's Telegraf now writes probes_ too: its older token lacks that, and is stale
+    (reported, kept working for the applications' buckets) until rotated."""
+    tokens = [observed(s) for s in specs() if s.role not in (IDF, SUMMIT)]
+    for role in (IDF, SUMMIT):
+        spec = by_role(specs())[role]
+        older = frozenset(p for p in spec.permissions if p.resource_id != "id-probes_")
+        tokens.append(observed(spec, permissions=older))
+    plan = plan_tokens(specs(), tokens, BotObservation(BOT, org_owner=True))
+    assert plan.changes == []
+    assert stale(plan) == [
+        (IDF, "lacks write:buckets/probes_"),
+        (SUMMIT, "lacks write:buckets/probes_"),
+    ]
+
+
 def test_new_application_makes_its_environments_telegraf_token_stale_not_recreated() -> None:
     """beta enabled in idfdev only: only idfdev's token is stale; summit's is unaffected."""
     telegraf = by_role(specs())[IDF]

@@ -30,9 +30,9 @@ FLEET_CHECKS: tuple[str, ...] = ("disk", "site_down", "tls_expiry", "cert_expiry
 CHECK_NAMES: tuple[str, ...] = (*BUCKET_CHECKS, *SOURCE_CHECKS, *CLUSTER_CHECKS, *FLEET_CHECKS)
 """Every check the toolkit knows, in a stable order."""
 
-DEFAULT_CHECKS = (
-    "restarts,not_running,cpu,oom_killed,job_failed,argocd_app,http_5xx,cert_expiry,silent"
-)
+DEFAULT_CHECKS = "restarts,not_running,cpu,oom_killed,argocd_app,http_5xx,cert_expiry,silent"
+"""job_failed, memory and the checks of the Telegrafs outside the clusters are off by default
+(README, Benchmarks: a task per application costs about as much however little it reads)."""
 
 DEFAULT_SEVERITY: dict[str, str] = {
     "restarts": "warning",
