@@ -17,7 +17,6 @@ every 30 s, so the drop counters reach InfluxDB within the test.
 
 from __future__ import annotations
 
-import socket
 import time
 import tomllib
 import uuid
@@ -29,8 +28,16 @@ from typing import Any
 import httpx
 import pytest
 from support.cli import run_cli
-from support.orgs import OrgUnderTest
-from support.remote_write import Series, compress, encode, now_ms, post, write_request
+from support.orgs import OrgUnderTest, new_org
+from support.remote_write import (
+    Series,
+    compress,
+    encode,
+    free_ports,
+    now_ms,
+    post,
+    write_request,
+)
 from support.telegraf import TelegrafAgent, generated_toml, run_telegraf_once, telegraf_agent
 
 from rubin_monitoring.models import metrics
@@ -62,37 +69,6 @@ class Receiver:
         who = as_ or environment
         body = write_request(series)
         return post(self.urls[environment], body, auth=(who, self.passwords[who])).status_code
-
-
-def free_ports(count: int) -> int:
-    """A first port of ``count`` consecutive free ports on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        if first + count > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no consecutive free ports")
-
-
-def new_org(influxdb: InfluxServer) -> OrgUnderTest:
-    name = f"test-{uuid.uuid4().hex[:10]}"
-    with influxdb.client() as client:
-        response = client.post("/api/v2/orgs", json={"name": name})
-        response.raise_for_status()
-        return OrgUnderTest(influxdb, name, response.json()["id"])
 
 
 def receiver_config(

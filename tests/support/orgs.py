@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from rubin_monitoring.testing.influxd import InfluxServer
@@ -28,3 +29,13 @@ class OrgUnderTest:
             "INFLUXDB_ORG": self.name,
             **extra,
         }
+
+
+def new_org(influxdb: InfluxServer) -> OrgUnderTest:
+    """A new organization of its own, for a module's fixture (the ``org`` fixture is one per
+    test)."""
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    with influxdb.client() as client:
+        response = client.post("/api/v2/orgs", json={"name": name})
+        response.raise_for_status()
+        return OrgUnderTest(influxdb, name, response.json()["id"])

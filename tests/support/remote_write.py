@@ -20,6 +20,7 @@ Typical use::
 from __future__ import annotations
 
 import base64
+import socket
 import struct
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,6 +34,7 @@ __all__ = [
     "Series",
     "compress",
     "encode",
+    "free_ports",
     "now_ms",
     "post",
     "write_request",
@@ -123,3 +125,27 @@ def post(
     if client is not None:
         return client.post(url, content=body, headers=sent)
     return httpx.post(url, content=body, headers=sent, timeout=timeout)
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports free on 127.0.0.1 now (the receiver's
+    listeners, one per environment from ``--base-port``)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = int(probe.getsockname()[1])
+        if first + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
