@@ -29,7 +29,13 @@ import httpx
 import pytest
 from support.cli import run_cli
 from support.orgs import OrgUnderTest, new_org
-from support.remote_write import (
+from support.telegraf import TelegrafAgent, generated_toml, run_telegraf_once, telegraf_agent
+
+from rubin_monitoring.models import metrics
+from rubin_monitoring.testing.flux import query_rows
+from rubin_monitoring.testing.influxd import InfluxServer
+from rubin_monitoring.testing.phalanx import PhalanxRepo
+from rubin_monitoring.testing.remote_write import (
     Series,
     compress,
     encode,
@@ -38,12 +44,6 @@ from support.remote_write import (
     post,
     write_request,
 )
-from support.telegraf import TelegrafAgent, generated_toml, run_telegraf_once, telegraf_agent
-
-from rubin_monitoring.models import metrics
-from rubin_monitoring.testing.flux import query_rows
-from rubin_monitoring.testing.influxd import InfluxServer
-from rubin_monitoring.testing.phalanx import PhalanxRepo
 
 pytestmark = pytest.mark.integration
 

@@ -40,7 +40,6 @@ from support.kubestate import kube_state_metrics, least_privilege_token
 from support.labobjects import LabObjects, Termination
 from support.orgs import OrgUnderTest, new_org
 from support.prometheus import Prometheus, prometheus_agent
-from support.remote_write import free_ports
 from support.telegraf import TelegrafAgent, generated_toml, run_telegraf_once, telegraf_agent
 
 from rubin_monitoring.models import metrics
@@ -57,6 +56,7 @@ from rubin_monitoring.testing.flux import (
 )
 from rubin_monitoring.testing.influxd import InfluxServer
 from rubin_monitoring.testing.phalanx import PhalanxRepo
+from rubin_monitoring.testing.remote_write import free_ports
 from rubin_monitoring.testing.slack_server import assert_no_secret, slack_server
 
 pytestmark = pytest.mark.integration

@@ -1,5 +1,6 @@
 """A Prometheus remote-write 1.0 client for tests and benchmarks: what a Prometheus sends, built
 by hand so a test can send what Prometheus never would (another cluster's label, a broken body).
+Snappy compression needs ``cramjam`` (a development dependency).
 
 The body of a remote-write request is a ``prometheus.WriteRequest`` (prometheus/prompb
 ``remote.proto``, ``types.proto``) in protobuf, compressed with snappy's block format, sent
@@ -26,7 +27,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import cramjam
 import httpx
 
 __all__ = [
@@ -99,6 +99,8 @@ def encode(series: Iterable[Series]) -> bytes:
 
 def compress(data: bytes) -> bytes:
     """``data`` in snappy's block format, as remote write sends it."""
+    import cramjam  # a development dependency: only tests and benchmarks compress
+
     return bytes(cramjam.snappy.compress_raw(data))
 
 
