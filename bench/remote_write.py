@@ -21,7 +21,7 @@ kube-state-metrics-shaped (``kube_pod_container_status_restarts_total`` with ``n
    ``inputs.prometheus`` of ``--timestamps`` URLs, each serving all ``--series`` series, at
    nanosecond precision so each URL's scrape is a point of its own): the same series and
    number of samples, one ``telegraf --once``, timed from its first scrape to its exit (all
-   written).
+   written); then again with the receiver's output settings (batch size, concurrent writes).
 3. Burst: ``--clusters`` environments each write ``--burst-series`` x ``--timestamps``
    samples at once through their own listeners; the receiver's resident memory is sampled
    every 50 ms (VmRSS), and its peak (VmHWM) and the time to write everything are printed.
@@ -54,6 +54,7 @@ from typing import Any
 import httpx
 
 from rubin_monitoring.models import metrics
+from rubin_monitoring.services.receiver import CONCURRENT_WRITES, METRIC_BATCH_SIZE
 from rubin_monitoring.services.telegraf_toml import EnvReference, telegraf_toml
 from rubin_monitoring.testing.influxd import InfluxServer, cached_binary, run_binary
 from rubin_monitoring.testing.phalanx import PhalanxRepo
@@ -63,6 +64,8 @@ APPS = [f"app-{i:02d}" for i in range(10)]
 METRIC = metrics.KSM_RESTARTS_TOTAL
 BATCH = 2000  # samples per request: Prometheus's max_samples_per_send (prometheus-config's)
 WROTE = re.compile(r"Wrote batch of (\d+) metrics")
+FULLNESS = re.compile(r"outputs\.influxdb_v2\] Buffer fullness: (\d+) ")
+DROPPED = re.compile(r"Metric buffer overflow; (\d+) metrics have been dropped")
 CLI = Path(sys.executable).parent / "rubin-monitoring"
 
 
@@ -164,6 +167,16 @@ class Agent:
     def written(self) -> int:
         text = self.log_file.read_text(errors="replace")
         return sum(int(found) for found in WROTE.findall(text))
+
+    def buffered(self) -> int:
+        """The most points its InfluxDB output held at once (its debug log)."""
+        text = self.log_file.read_text(errors="replace")
+        return max((int(found) for found in FULLNESS.findall(text)), default=0)
+
+    def dropped(self) -> int:
+        """Points dropped from a full buffer (its log)."""
+        text = self.log_file.read_text(errors="replace")
+        return sum(int(found) for found in DROPPED.findall(text))
 
     def memory_kib(self, field: str = "VmRSS") -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -292,11 +305,18 @@ def exposition(labels: list[dict[str, str]], value: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def scrape_config(generated: str, urls: list[str], samples: int) -> str:
+def scrape_config(
+    generated: str, urls: list[str], samples: int, *, like_receiver: bool = False
+) -> str:
     """telegraf-config's configuration scraping ``urls`` instead of discovered pods; its
     output's buffer holds the whole gather (``--once`` flushes only after gathering; the
-    generated configuration keeps Telegraf's 10 000 points, one node's scrapes per interval)."""
+    generated configuration keeps Telegraf's 10 000 points, one node's scrapes per interval).
+    ``like_receiver``: with the receiver's batch size and concurrent writes."""
     config = tomllib.loads(generated)
+    if like_receiver:
+        config["agent"]["metric_batch_size"] = METRIC_BATCH_SIZE
+        for output in config["outputs"]["influxdb_v2"]:
+            output["concurrent_writes"] = CONCURRENT_WRITES
     template = dict(config["inputs"]["prometheus"][0])
     for key in [k for k in template if k.startswith(("monitor_kubernetes", "kubernetes_", "pod_"))]:
         del template[key]
@@ -409,7 +429,8 @@ def main() -> None:
             stop.set()
             sampler.join()
             peak = agent.memory_kib("VmHWM")
-            dropped = "overflow" in agent.log_file.read_text(errors="replace").lower()
+            buffered = agent.buffered()
+            dropped = agent.dropped()
 
         # 2. The scraping Telegraf: the same series, as many samples.
         generated = cli(["telegraf-config", "--environment", clusters[0]], scraped.env(repo))
@@ -420,18 +441,28 @@ def main() -> None:
             scrape_urls = [f"{base}/metrics/{i}" for i in range(args.timestamps)]
             config = scrape_config(generated, scrape_urls, samples)
             scrape_seconds = timed_once(config, scrape_env, first)
-        scraped_count = scraped.count()
+            scraped_count = scraped.count()
+            # Again into fresh buckets, with the receiver's output settings.
+            again = new_org(server, repo)
+            generated = cli(["telegraf-config", "--environment", clusters[0]], again.env(repo))
+            config = scrape_config(generated, scrape_urls, samples, like_receiver=True)
+            first.clear()
+            like_seconds = timed_once(config, scrape_env, first)
+            like_count = again.count()
 
     receiver_rate = samples / receiver_seconds
     scrape_rate = samples / scrape_seconds
     print()
-    print(f"{'path':28}{'samples':>10}{'seconds':>10}{'samples/s':>12}")
+    print(f"{'path':30}{'samples':>10}{'seconds':>10}{'samples/s':>12}")
+    like_rate = samples / like_seconds
     for label, count, seconds, rate in (
         ("receiver (remote write)", counted, receiver_seconds, receiver_rate),
         ("scraping Telegraf", scraped_count, scrape_seconds, scrape_rate),
+        ("  with the receiver's output", like_count, like_seconds, like_rate),
     ):
-        print(f"{label:28}{count:>10}{seconds:>10.2f}{rate:>12.0f}")
+        print(f"{label:30}{count:>10}{seconds:>10.2f}{rate:>12.0f}")
     print(f"ratio receiver / scraping Telegraf: {receiver_rate / scrape_rate:.2f}")
+    print(f"ratio receiver / scraping Telegraf, same output: {receiver_rate / like_rate:.2f}")
     print()
     print(
         f"burst: {args.clusters} clusters x {args.burst_series} series x {args.timestamps} "
@@ -440,11 +471,13 @@ def main() -> None:
     )
     print(
         f"receiver RSS: {idle_rss / 1024:.0f} MiB idle, peak {peak / 1024:.0f} MiB "
-        f"(VmHWM; sampled max {max(rss) / 1024:.0f} MiB); buffer overflow: "
-        f"{'yes' if dropped else 'no'}"
+        f"(VmHWM; sampled max {max(rss) / 1024:.0f} MiB); at most {buffered} points waiting "
+        f"for influxd ({(peak - idle_rss) / max(buffered, 1):.2f} KiB each); {dropped} dropped"
     )
-    if counted != samples or scraped_count != samples:
-        raise SystemExit(f"points missing: receiver {counted}, scrape {scraped_count} of {samples}")
+    if {counted, scraped_count, like_count} != {samples}:
+        raise SystemExit(
+            f"points missing: receiver {counted}, scrape {scraped_count}, {like_count} of {samples}"
+        )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from .progress import progress_for
 from .render import Rendered, dumps, render
 from .services.host import host_config, host_config_toml
 from .services.probes import probe_config, probe_config_toml, probe_problems
-from .services.receiver import DEFAULT_BASE_PORT, DEFAULT_MAX_BODY_SIZE
+from .services.receiver import DEFAULT_BASE_PORT, DEFAULT_BUFFER_LIMIT, DEFAULT_MAX_BODY_SIZE
 from .services.reconcile import ReconcilingJob, reconcile
 from .services.remote_write import DEFAULT_PASSWORD_FILE
 from .services.remote_write import DEFAULT_SECRET_NAME as REMOTE_WRITE_SECRET
@@ -410,6 +410,13 @@ def telegraf_config_command(
     default=DEFAULT_MAX_BODY_SIZE,
     show_default=True,
     help="Largest request body in bytes (as sent: snappy-compressed); larger ones get 413.",
+)
+@click.option(
+    "--buffer-limit",
+    type=click.IntRange(10_000),
+    default=DEFAULT_BUFFER_LIMIT,
+    show_default=True,
+    help="Points held while InfluxDB takes less than arrives (memory: about 1.5 KiB each).",
 )
 @click.option("--tls-cert", help="Certificate file: the listeners serve HTTPS (with --tls-key).")
 @click.option("--tls-key", help="Private key file of --tls-cert.")

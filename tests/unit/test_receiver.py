@@ -131,6 +131,7 @@ def test_series_are_routed_per_environment_into_its_enabled_applications_buckets
     ]
     (output,) = document["outputs"]["influxdb_v2"]
     assert output["token"] == "${INFLUX_TOKEN}"
+    assert output["concurrent_writes"] == 4
     assert output["bucket_tag"] == "rubin_monitoring_bucket" and output["exclude_bucket_tag"]
     assert output["tagpass"] == {
         "rubin_monitoring_bucket": [
@@ -207,6 +208,13 @@ def test_manifests_read_every_credential_from_tokenmakers_secret() -> None:
     ]
     text = objects["ConfigMap"]["data"]["receiver.conf"]
     assert tomllib.loads(text) == config()
+    # Memory for the buffer: 128 MiB and 1.5 KiB a point.
+    assert container["resources"]["limits"] == {"memory": "861Mi"}
+    smaller = manifests(buffer_limit=100_000)["Deployment"]["spec"]["template"]["spec"]
+    assert smaller["containers"][0]["resources"]["limits"] == {"memory": "275Mi"}
+    assert config(buffer_limit=100_000)["agent"]["metric_buffer_limit"] == 100_000
+    with pytest.raises(ConfigError, match="at least 10000 points"):
+        config(buffer_limit=100)
 
 
 def test_the_ingress_routes_each_environments_path_to_its_listener() -> None:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,9 +75,16 @@ READ_TIMEOUT = "10s"
 WRITE_TIMEOUT = "10s"
 FLUSH_INTERVAL = "1s"
 METRIC_BATCH_SIZE = 5000
-METRIC_BUFFER_LIMIT = 500_000
-"""Points the output holds while InfluxDB is slow or away (then the oldest are dropped and
-counted as ``metrics_dropped``): about 100 s of 10 clusters writing 500 samples per second."""
+DEFAULT_BUFFER_LIMIT = 500_000
+"""Points the output holds while InfluxDB takes less than arrives (beyond, the oldest are
+dropped and counted as ``metrics_dropped``): the receiver acknowledges a request before it
+writes, so this is all that absorbs a burst (see the README)."""
+MEMORY_BASE_MIB = 128
+"""The receiver's memory without a buffer, with room (bench/remote_write.py: 45 MiB idle)."""
+KIB_PER_BUFFERED_POINT = 1.5
+"""Memory per buffered point (bench/remote_write.py measures it: about 1.3 KiB)."""
+CONCURRENT_WRITES = 4
+"""Writes in flight to InfluxDB (bench/remote_write.py: 4 write 40% more per second than 1)."""
 INTERNAL_INTERVAL = "30s"
 APP_NAME = "rubin-monitoring-receiver"
 CONFIG_DIR = "/etc/telegraf"
@@ -148,6 +156,7 @@ def check_options(
     *,
     listen_address: str = "",
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    buffer_limit: int = DEFAULT_BUFFER_LIMIT,
     tls_cert: str | None = None,
     tls_key: str | None = None,
     **_: object,
@@ -165,6 +174,8 @@ def check_options(
         raise ConfigError("--tls-cert and --tls-key go together")
     if max_body_size < 1024:
         raise ConfigError(f"--max-body-size {max_body_size}: at least 1024 bytes")
+    if buffer_limit < 10_000:
+        raise ConfigError(f"--buffer-limit {buffer_limit}: at least 10000 points")
 
 
 def receiver_routes(inventory: Inventory) -> dict[str, list[str]]:
@@ -181,6 +192,7 @@ def receiver_config(
     *,
     listen_address: str = "",
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    buffer_limit: int = DEFAULT_BUFFER_LIMIT,
     tls_cert: str | None = None,
     tls_key: str | None = None,
 ) -> dict[str, Any]:
@@ -190,6 +202,7 @@ def receiver_config(
     check_options(
         listen_address=listen_address,
         max_body_size=max_body_size,
+        buffer_limit=buffer_limit,
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
@@ -262,7 +275,7 @@ def receiver_config(
             "interval": INTERNAL_INTERVAL,
             "flush_interval": FLUSH_INTERVAL,
             "metric_batch_size": METRIC_BATCH_SIZE,
-            "metric_buffer_limit": METRIC_BUFFER_LIMIT,
+            "metric_buffer_limit": buffer_limit,
             "omit_hostname": True,
             # The listener's cluster tag is applied again after tagexclude (see above).
             "always_include_local_tags": True,
@@ -277,6 +290,7 @@ def receiver_config(
                     "organization": organization,
                     "bucket_tag": ROUTE_TAG,
                     "exclude_bucket_tag": True,
+                    "concurrent_writes": CONCURRENT_WRITES,
                     "tagpass": {ROUTE_TAG: buckets},
                 }
             ],
@@ -290,6 +304,11 @@ def receiver_config(
             ],
         },
     }
+
+
+def memory_limit_mib(buffer_limit: int) -> int:
+    """The receiver's memory limit for a buffer of ``buffer_limit`` points, MiB."""
+    return MEMORY_BASE_MIB + math.ceil(buffer_limit * KIB_PER_BUFFERED_POINT / 1024)
 
 
 def receiver_config_toml(config: Mapping[str, Any], listeners: Sequence[Listener]) -> str:
@@ -316,6 +335,7 @@ def receiver_manifests(
     image: str = DEFAULT_IMAGE,
     secret_name: str,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    buffer_limit: int = DEFAULT_BUFFER_LIMIT,
     ingress_host: str | None = None,
     ingress_class: str = "nginx",
     ingress_tls_secret: str | None = None,
@@ -354,8 +374,8 @@ def receiver_manifests(
         "ports": [{"containerPort": listener.port} for listener in listeners],
         "readinessProbe": {"tcpSocket": {"port": listeners[0].port}, "periodSeconds": 10},
         "resources": {
-            "requests": {"cpu": "100m", "memory": "128Mi"},
-            "limits": {"memory": "1Gi"},
+            "requests": {"cpu": "100m", "memory": f"{MEMORY_BASE_MIB}Mi"},
+            "limits": {"memory": f"{memory_limit_mib(buffer_limit)}Mi"},
         },
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -463,6 +483,7 @@ def render_receiver(
     base_port: int = DEFAULT_BASE_PORT,
     listen_address: str = "",
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    buffer_limit: int = DEFAULT_BUFFER_LIMIT,
     tls_cert: str | None = None,
     tls_key: str | None = None,
     namespace: str = DEFAULT_NAMESPACE,
@@ -482,6 +503,7 @@ def render_receiver(
         organization,
         listen_address=listen_address,
         max_body_size=max_body_size,
+        buffer_limit=buffer_limit,
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
@@ -494,6 +516,7 @@ def render_receiver(
             image=image,
             secret_name=secret_name,
             max_body_size=max_body_size,
+            buffer_limit=buffer_limit,
             ingress_host=ingress_host,
             ingress_class=ingress_class,
             ingress_tls_secret=ingress_tls_secret,
