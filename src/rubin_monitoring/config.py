@@ -34,7 +34,16 @@ from .models.inventory import bucket_name
 DEFAULT_PHALANX_REPO = "https://github.com/lsst-sqre/phalanx.git"
 ALERT_BUCKET = "multiapp_"
 ALERTED_BUCKET = "alerted_"
+SILENCES_BUCKET = "silences_"
 INTERNAL_BUCKET_RETENTION_SECONDS = 3600
+"""Retention of ``multiapp_``: findings are read for ``ALERT_LOOKBACK`` only."""
+ALERTED_RETENTION_SECONDS = 7 * 86400
+"""Retention of ``alerted_``: no repeat interval (global or a route's) may be longer, or the
+records that hold an alert back would expire first."""
+MAX_SILENCE_SECONDS = 30 * 86400
+"""The longest a silence may last."""
+SILENCES_RETENTION_SECONDS = MAX_SILENCE_SECONDS + 86400
+"""Retention of ``silences_``: longer than any silence lasts, so its latest point outlives it."""
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -130,6 +139,18 @@ def parse_positive_seconds(text: str) -> int:
     seconds = parse_duration(text.strip())
     if seconds <= 0:
         raise ValueError(f"{text!r} must be a finite duration above 0")
+    return seconds
+
+
+def parse_repeat_interval(text: str) -> int:
+    """A repeat interval in seconds: above zero and at most ``alerted_``'s retention (7d)."""
+    seconds = parse_positive_seconds(text)
+    if seconds > ALERTED_RETENTION_SECONDS:
+        raise ValueError(
+            f"{text.strip()!r} is longer than the retention of {ALERTED_BUCKET} "
+            f"({ALERTED_RETENTION_SECONDS // 86400}d), which keeps the records that hold "
+            "an alert back"
+        )
     return seconds
 
 
@@ -450,7 +471,7 @@ NOTIFIER = (
     _spec(
         "alert_repeat_interval",
         "ALERT_REPEAT_INTERVAL",
-        parse_positive_seconds,
+        parse_repeat_interval,
         "1h",
         "An alert already sent within this interval is not sent again.",
     ),
@@ -467,6 +488,15 @@ NOTIFIER = (
         parse_positive_int,
         "10",
         "Seconds per Slack request before it counts as failed (then retried a few times).",
+    ),
+    _spec(
+        "heartbeat_url",
+        "HEARTBEAT_URL",
+        parse_url,
+        None,
+        "URL the notifier calls (GET) after each run in which the whole chain was healthy: a "
+        "dead man's switch for the monitoring itself.",
+        secret=True,
     ),
 )
 DASHBOARDS = (
@@ -521,6 +551,8 @@ class NotifierSettings:
     repeat_seconds: int = 3600
     send_resolved: bool = False
     slack_timeout: int = 10
+    heartbeat_url: str | None = field(default=None, repr=False)
+    """A secret like the webhooks: never in repr, logs or output."""
 
 
 @dataclass(frozen=True)
@@ -603,6 +635,7 @@ def _group(values: Mapping[str, Any]) -> Settings:
             repeat_seconds=values["alert_repeat_interval"],
             send_resolved=values["send_resolved"],
             slack_timeout=values["slack_timeout"],
+            heartbeat_url=values["heartbeat_url"],
         ),
         lease=LeaseSettings(ttl_seconds=values["lease_ttl"], wait_seconds=values["lease_wait"]),
         dashboards_dir=values["dashboards_dir"],

@@ -20,19 +20,22 @@ from .models.inventory import Inventory
 from .services.buckets import BucketMaker
 from .services.dashboards import DashboardMaker
 from .services.dbrps import BucketMapper
+from .services.heartbeat import heartbeat
 from .services.inventory import read_inventory
 from .services.lease import NOTIFIER, WRITERS, Lease
 from .services.notifier import notifier_options, run_notifier
-from .services.routes import load_routes
+from .services.routes import Routing, load_routing
 from .services.tasks import TaskHealth, TaskMaker, desired_tasks, task_health
 from .services.telegraf import TelegrafConfig, render_telegraf
 from .services.tokens import TokenMaker, environment_buckets
 from .storage.alerts import AlertStore, open_client
 from .storage.authorizations import AuthorizationStore
 from .storage.gitrepo import checkout
+from .storage.heartbeat import HeartbeatPinger
 from .storage.http import InfluxHTTP
 from .storage.influxdb import InfluxDBStore
 from .storage.leases import LeaseStore
+from .storage.silences import SilenceStore
 from .storage.slack import SlackWebhooks
 from .storage.templates import TemplateStore, packaged_dashboards, read_templates
 
@@ -90,8 +93,12 @@ class Factory:
     def routes(self) -> list[Route]:
         """The Slack routes (routes file, then the default webhook), checked before anything is
         read."""
+        return list(self.routing().routes)
+
+    def routing(self) -> Routing:
+        """The Slack routes and the inhibition rules, checked before anything is read."""
         notifier = self.settings.notifier
-        return load_routes(notifier.webhook_url, notifier.routes_file)
+        return load_routing(notifier.webhook_url, notifier.routes_file)
 
     # Stores and senders
 
@@ -115,14 +122,22 @@ class Factory:
         """Users, org ownership and tokens."""
         return AuthorizationStore(self.http())
 
-    def alert_store(self) -> AlertStore:
-        """Findings in ``multiapp_`` and records in ``alerted_``, through influxdb-client."""
+    def flux_client(self) -> InfluxDBClient:
+        """The one influxdb-client of this run (Flux queries and writes), made on first use."""
         if self._client is None:
             influxdb = self.influxdb
             self._client = open_client(
                 influxdb.url, influxdb.token, influxdb.org, timeout=influxdb.http_timeout
             )
-        return AlertStore(self._client, self.influxdb.org)
+        return self._client
+
+    def alert_store(self) -> AlertStore:
+        """Findings in ``multiapp_`` and records in ``alerted_``, through influxdb-client."""
+        return AlertStore(self.flux_client(), self.influxdb.org)
+
+    def silence_store(self) -> SilenceStore:
+        """Silences in ``silences_``, through influxdb-client."""
+        return SilenceStore(self.flux_client(), self.influxdb.org)
 
     def template_store(self) -> TemplateStore:
         """The organization's template stacks, and template applies."""
@@ -216,10 +231,29 @@ class Factory:
 
     def run_notifier(self) -> NotifierReport:
         """Run the notifier: routes are loaded (and checked) before InfluxDB is asked; unless
-        dry-run, it holds the notifier lease, so two runs never send the same alert."""
+        dry-run, it holds the notifier lease, so two runs never send the same alert. Then, with
+        ``HEARTBEAT_URL``, the heartbeat (see services/heartbeat.py)."""
         options = notifier_options(self.settings.notifier, dry_run=self.settings.dry_run)
-        routes = self.routes()
+        routing = self.routing()
+
+        def run() -> NotifierReport:
+            return run_notifier(
+                self.alert_store(),
+                self.slack_sender(),
+                routing.routes,
+                options,
+                silences=self.silence_store(),
+                inhibit_rules=routing.inhibit_rules,
+            )
+
         if options.dry_run:
-            return run_notifier(self.alert_store(), self.slack_sender(), routes, options)
-        with self.lease(NOTIFIER, "notifier"):
-            return run_notifier(self.alert_store(), self.slack_sender(), routes, options)
+            report = run()
+        else:
+            with self.lease(NOTIFIER, "notifier"):
+                report = run()
+        url = self.settings.notifier.heartbeat_url
+        if url:
+            report.heartbeat = heartbeat(
+                report, self.influxdb_store().list_tasks, HeartbeatPinger(url)
+            )
+        return report

@@ -23,8 +23,11 @@ ENVS: dict[str, dict[str, Any]] = {
 }
 EXPECTED_BUCKETS = {
     *("argocd", "gafaelfawr", "mobu_x", "sasquatch"),
-    *("multiapp_", "alerted_", "influxdb_", "probes_"),
+    *("multiapp_", "alerted_", "silences_", "influxdb_", "probes_"),
 }
+# The toolkit's own retentions: findings 1h, records 7d (the longest repeat interval), silences
+# 31d (longer than a silence lasts); the others follow BUCKET_RETENTION (default 7d).
+OWN_RETENTION = {"multiapp_": 3600, "alerted_": 7 * 86400, "silences_": 31 * 86400}
 
 
 def api(org: OrgUnderTest) -> httpx.Client:
@@ -73,7 +76,7 @@ def test_first_run_creates_exactly_the_buckets_and_mappings(
     observed = buckets(org)
     assert set(observed) == EXPECTED_BUCKETS
     for name, bucket in observed.items():
-        expected = 3600 if name in ("multiapp_", "alerted_") else 7 * 86400
+        expected = OWN_RETENTION.get(name, 7 * 86400)
         assert bucket["retentionRules"][0]["everySeconds"] == expected
         assert "managed-by=rubin-monitoring" in bucket["description"]
     assert {(c["action"], c["name"]) for c in made.changes} == {
@@ -86,7 +89,8 @@ def test_first_run_creates_exactly_the_buckets_and_mappings(
     assert set(by_db) == EXPECTED_BUCKETS
     for name, mapping in by_db.items():
         assert mapping["bucketID"] == observed[name]["id"]
-        assert mapping["retention_policy"] == ("1h" if name in ("multiapp_", "alerted_") else "1w")
+        policy = {"multiapp_": "1h", "silences_": "4w3d"}.get(name, "1w")
+        assert mapping["retention_policy"] == policy
         assert mapping["default"] is True
     assert mapped.json()["summary"]["create"] == len(EXPECTED_BUCKETS)
 
@@ -220,7 +224,7 @@ def test_retention_change_updates_in_place(org: OrgUnderTest, repo: PhalanxRepo)
     before = buckets(org)
     made, mapped = reconcile(org, repo, BUCKET_RETENTION="30d")
     assert {(c["action"], c["name"]) for c in made.changes} == {
-        ("update", name) for name in EXPECTED_BUCKETS if name not in ("multiapp_", "alerted_")
+        ("update", name) for name in EXPECTED_BUCKETS if name not in OWN_RETENTION
     }
     after = buckets(org)
     assert after["argocd"]["id"] == before["argocd"]["id"]
@@ -240,7 +244,7 @@ def test_invalid_app_name_is_reported_and_the_rest_proceed(
     assert failed[0]["name"] == "_bad"
     assert "environments/values-dev.yaml" in failed[0]["reason"]
     assert "reserved" in failed[0]["error"]
-    assert set(buckets(org)) == {"good", "multiapp_", "alerted_", "influxdb_", "probes_"}
+    assert set(buckets(org)) == {"good", *OWN_RETENTION, "influxdb_", "probes_"}
 
 
 def one_error_line(run: Run) -> str:

@@ -10,7 +10,14 @@ tokens to re-issue.
 
 from __future__ import annotations
 
-from ..config import ALERT_BUCKET, ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS
+from ..config import (
+    ALERT_BUCKET,
+    ALERTED_BUCKET,
+    ALERTED_RETENTION_SECONDS,
+    INTERNAL_BUCKET_RETENTION_SECONDS,
+    SILENCES_BUCKET,
+    SILENCES_RETENTION_SECONDS,
+)
 from ..durations import format_duration
 from ..models.buckets import BucketSpec, DbrpSpec, ObservedBucket
 from ..models.changes import (
@@ -36,14 +43,18 @@ BucketPlan = Plan[BucketSpec, ObservedBucket]
 
 def desired_buckets(inventory: Inventory, retention_seconds: int) -> list[BucketSpec]:
     """One bucket per application bucket name the inventory enables (with
-    ``retention_seconds``), then ``multiapp_`` and ``alerted_`` (1h), and the fleet checks'
-    ``influxdb_`` and ``probes_`` (``retention_seconds``)."""
+    ``retention_seconds``), then ``multiapp_`` (1h), ``alerted_`` (7d, the longest repeat
+    interval allowed), ``silences_`` (31d, longer than a silence may last), and the fleet
+    checks' ``influxdb_`` and ``probes_`` (``retention_seconds``)."""
     specs = [
         BucketSpec(name, retention_seconds, f"Telegraf metrics of application {name}")
         for name in inventory.buckets
     ]
     specs.append(BucketSpec(ALERT_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, "Alert findings"))
-    specs.append(BucketSpec(ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, "Alerts sent"))
+    specs.append(BucketSpec(ALERTED_BUCKET, ALERTED_RETENTION_SECONDS, "Alerts sent"))
+    specs.append(
+        BucketSpec(SILENCES_BUCKET, SILENCES_RETENTION_SECONDS, "Alert silences (silence add)")
+    )
     specs.append(
         BucketSpec(HOST_BUCKET, retention_seconds, "Metrics of the InfluxDB host (check disk)")
     )

@@ -240,3 +240,22 @@ from(bucket: "{self.records_bucket}")
                 record=points,
                 write_precision="ms",  # type: ignore[arg-type]  # the enum's values are str
             )
+
+    # Shared with storage/silences.py, which reads and writes its bucket the same way.
+
+    def rows(self, flux: str, bucket: str) -> list[dict[str, Any]]:
+        """The rows of a Flux query on ``bucket`` (named in errors), errors mapped."""
+        return self._rows(flux, bucket)
+
+    def write_points(self, points: list[Point], bucket: str) -> None:
+        """Write ``points`` (millisecond precision) into ``bucket``, errors mapped; a retried
+        write stores the same points again."""
+        if not points:
+            return
+        with self._errors("POST", "/api/v2/write", bucket):
+            self._write.write(
+                bucket=bucket,
+                org=self.org,
+                record=points,
+                write_precision="ms",  # type: ignore[arg-type]  # the enum's values are str
+            )

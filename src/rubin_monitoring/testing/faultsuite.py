@@ -83,7 +83,7 @@ JOBS = ("bucketmaker", "bucketmapper", "taskmaker", "tokenmaker")
 CHECKS = ("restarts", "not_running", "cpu")
 HTTP_TIMEOUT = 2  # seconds per request, for the jobs run through the proxy
 PROXY_DELAY = 3.0  # a delayed answer comes after the client gave up
-INTERNAL_BUCKETS = ("multiapp_", "alerted_", "influxdb_", "probes_")
+INTERNAL_BUCKETS = ("multiapp_", "alerted_", "silences_", "influxdb_", "probes_")
 # The repository's one environment is "dev" (set_apps): one Telegraf token for it.
 ROLES = ("telegraf-dev", *ROLE_NAMES)
 SETTING_VARIABLES = sorted({name for spec in SPECS for name in spec.env})
