@@ -198,7 +198,8 @@ def test_recreate_buckets_restores_every_mapping_and_says_which_tokens_to_rotate
     assert {c["action"] for c in made.changes} == {"recreate"}
     assert made.exit_code == 1  # tokens name the old bucket IDs: a person must rotate them
     (conflict,) = made.json()["conflicts"]
-    assert "tokenmaker --rotate --role telegraf --role notifier" in conflict["reason"]
+    rotate = "tokenmaker --rotate --role telegraf --role notifier --role silencer"
+    assert rotate in conflict["reason"]
     after = buckets(org)
     assert after["argocd"]["id"] != argocd
     by_db = {m["database"]: m for m in dbrps(org)}

@@ -182,10 +182,10 @@ class BucketMaker(ObjectJob[list[ObservedBucket], BucketSpec, ObservedBucket]):
                 Note(
                     NoteKind.CONFLICT,
                     "token",
-                    "telegraf, notifier",
+                    "telegraf, notifier, silencer",
                     f"recreated bucket(s) {', '.join(recreated)} have new IDs: tokens naming the "
                     "old ones no longer work; run tokenmaker --rotate --role telegraf --role "
-                    "notifier and deploy the new tokens",
+                    "notifier --role silencer and deploy the new tokens",
                 )
             )
         return report

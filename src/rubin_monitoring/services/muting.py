@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from ..models.alerts import Alert, AlertStatus, InhibitedAlert, InhibitRule, SilencedAlert
+from ..models.matchers import matches_all
 from ..models.silences import Silence
 
 
@@ -25,28 +26,51 @@ def inhibit(
     alerts: Sequence[Alert], rules: Iterable[InhibitRule]
 ) -> tuple[list[Alert], list[InhibitedAlert]]:
     """``alerts`` split into those no rule inhibits and those inhibited (each with the first
-    rule and source that does). Resolved notices are never inhibited."""
-    rules = list(rules)
-    sources = [alert for alert in alerts if alert.status is AlertStatus.FIRING]
+    rule and source that does, as :meth:`InhibitRule.inhibits` decides). Resolved notices are
+    never inhibited. Sources are indexed by their ``equal`` labels, so a flood of alerts costs
+    one pass per rule, not one per pair."""
+    labelled = [(alert, alert.labels) for alert in alerts]
+    firing = [(alert, labels) for alert, labels in labelled if alert.status is AlertStatus.FIRING]
+    indexed: list[tuple[InhibitRule, dict[tuple[str, ...], list[tuple[Alert, dict[str, str]]]]]]
+    indexed = []
+    for rule in rules:
+        by_equal: dict[tuple[str, ...], list[tuple[Alert, dict[str, str]]]] = {}
+        for alert, labels in firing:
+            if matches_all(rule.source, labels):
+                key = tuple(labels[label] for label in rule.equal)
+                by_equal.setdefault(key, []).append((alert, labels))
+        indexed.append((rule, by_equal))
     kept: list[Alert] = []
     inhibited: list[InhibitedAlert] = []
-    for alert in alerts:
+    for alert, labels in labelled:
         found = None
         if alert.status is AlertStatus.FIRING:
-            found = next(
-                (
-                    InhibitedAlert(alert, rule.name, source.dedup_key)
-                    for rule in rules
-                    for source in sources
-                    if rule.inhibits(source, alert)
-                ),
-                None,
-            )
+            found = _inhibitor(alert, labels, indexed)
         if found is None:
             kept.append(alert)
         else:
             inhibited.append(found)
     return kept, inhibited
+
+
+def _inhibitor(
+    target: Alert,
+    labels: dict[str, str],
+    indexed: Sequence[
+        tuple[InhibitRule, dict[tuple[str, ...], list[tuple[Alert, dict[str, str]]]]]
+    ],
+) -> InhibitedAlert | None:
+    for rule, by_equal in indexed:
+        if not matches_all(rule.target, labels):
+            continue
+        both = matches_all(rule.source, labels)
+        for source, source_labels in by_equal.get(tuple(labels[k] for k in rule.equal), ()):
+            if source.dedup_key == target.dedup_key:
+                continue
+            if both and matches_all(rule.target, source_labels):
+                continue  # matches both sides, as the target does
+            return InhibitedAlert(target, rule.name, source.dedup_key)
+    return None
 
 
 def silence(

@@ -21,7 +21,7 @@ from .slack import redact
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 5.0  # 3 attempts stay well inside the notifier CronJob's 50 s deadline
 DEFAULT_RETRY = RetryPolicy(attempts=3, backoff_seconds=1.0, max_wait_seconds=10.0)
 
 
