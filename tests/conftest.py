@@ -12,6 +12,13 @@ from typing import NoReturn
 import pytest
 from support.helm import HelmUnavailable, require_helm
 from support.kubeapi import KubeAPI, KubeUnavailable, kube_api_server
+from support.kubestate import (
+    KubeStateMetrics,
+    KubeStateMetricsUnavailable,
+    least_privilege_token,
+    require_kube_state_metrics,
+)
+from support.kubestate import kube_state_metrics as run_kube_state_metrics
 from support.orgs import OrgUnderTest
 from support.telegraf import TelegrafUnavailable, require_telegraf
 
@@ -64,9 +71,9 @@ def phalanx(tmp_path: Path) -> PhalanxRepo:
     return PhalanxRepo(tmp_path / "phalanx")
 
 
-# The lab's other components: Telegraf, a Kubernetes API server and helm
-# (scripts/provision-telegraf, scripts/provision-kube, scripts/provision-helm). Skipped when
-# missing, unless RUBIN_MONITORING_REQUIRE_LAB=1.
+# The lab's other components: Telegraf, a Kubernetes API server, kube-state-metrics and helm
+# (scripts/provision-telegraf, scripts/provision-kube, scripts/provision-kube-state-metrics,
+# scripts/provision-helm). Skipped when missing, unless RUBIN_MONITORING_REQUIRE_LAB=1.
 
 
 def lab_unavailable(reason: str) -> NoReturn:
@@ -98,3 +105,16 @@ def helm_bin() -> Path:
         return require_helm()
     except HelmUnavailable as reason:
         lab_unavailable(f"helm unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def kube_state_metrics(kube_api: KubeAPI) -> Iterator[KubeStateMetrics]:
+    """kube-state-metrics watching the lab API server as a ServiceAccount bound by the least
+    RBAC of ``ksm_rbac_rules()``, with the ``--resources`` and ``--metric-allowlist`` of
+    ``ksm_arguments()``."""
+    try:
+        require_kube_state_metrics()
+    except KubeStateMetricsUnavailable as reason:
+        lab_unavailable(f"kube-state-metrics unavailable: {reason}")
+    with run_kube_state_metrics(kube_api, least_privilege_token(kube_api)) as ksm:
+        yield ksm

@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -30,17 +30,24 @@ from .config import (
     SettingSpec,
     load_settings,
 )
-from .exceptions import ConfigError, InfluxDBUnavailableError, RubinMonitoringError
+from .exceptions import (
+    EXIT_CHANGES_FAILED,
+    ConfigError,
+    InfluxDBUnavailableError,
+    RubinMonitoringError,
+)
 from .factory import Factory
+from .interrupts import stop_on_signals
 from .logs import setup_logging
 from .models.changes import Report
+from .models.names import one_line
 from .models.tokens import DEFAULT_BOT_USER, DEFAULT_SECRET_NAME
 from .progress import progress_for
 from .render import Rendered, dumps, render
-from .services.probes import probe_config, probe_config_toml
+from .services.probes import probe_config, probe_config_toml, probe_problems
 from .services.reconcile import ReconcilingJob, reconcile
 from .services.silences import add_silence, expire_silences, new_silence, query_silences
-from .services.telegraf import DEFAULT_IMAGE, DEFAULT_NAMESPACE
+from .services.telegraf import DEFAULT_IMAGE, DEFAULT_NAMESPACE, environment_problems
 from .services.tokens import ROLE_HELP, TokenReport
 from .storage.secret_manifest import (
     check_manifest_path,
@@ -60,11 +67,11 @@ def _option(spec: SettingSpec) -> Callable[[Callable[..., Any]], Callable[..., A
     return click.option(spec.flag, spec.field, help=text)
 
 
-def _fail(message: str, code: int, log_format: str | None) -> None:
+def _fail(message: str, code: int, log_format: str | None) -> NoReturn:
     if log_format == "json":
         click.echo(json.dumps({"level": "error", "message": message}), err=True)
     else:
-        click.echo(f"error: {message}", err=True)
+        click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(code)
 
 
@@ -88,12 +95,20 @@ def _wrap(func: JobFunc, specs: list[SettingSpec]) -> Callable[..., None]:
     def wrapper(**flags: object) -> None:
         settings: Settings | None = None
         try:
-            extra = {key: value for key, value in flags.items() if key not in fields}
-            settings = load_settings(flags, specs)
-            setup_logging(settings.log_format, settings.debug)
-            code = func(settings, **extra)
+            with stop_on_signals():
+                extra = {key: value for key, value in flags.items() if key not in fields}
+                settings = load_settings(flags, specs)
+                setup_logging(settings.log_format, settings.debug)
+                code = func(settings, **extra)
         except RubinMonitoringError as error:
             _fail(str(error), error.exit_code, settings.log_format if settings else None)
+        except Exception as error:  # a bug: still one line, the traceback only with DEBUG
+            debug = settings is not None and settings.debug
+            if debug:
+                log.exception("internal error")
+            hint = "" if debug else "; DEBUG=1 logs the traceback"
+            message = f"internal error ({type(error).__name__}){hint}: please report it"
+            _fail(message, EXIT_CHANGES_FAILED, settings.log_format if settings else None)
         sys.exit(code)
 
     command: Callable[..., None] = wrapper
@@ -239,6 +254,9 @@ def probe_config_command(
     with Factory(settings) as factory:
         inventory = factory.inventory()
         influxdb = factory.influxdb
+    problems = probe_problems(inventory)
+    for problem in problems:
+        log.error("%s", problem)
     config = probe_config(
         inventory,
         influxdb_url=influxdb.url,
@@ -251,7 +269,7 @@ def probe_config_command(
         click.echo(dumps(config))
     else:
         click.echo(probe_config_toml(config), nl=False)
-    return 0
+    return 1 if problems else 0
 
 
 @click.command("notifier")
@@ -318,8 +336,11 @@ def telegraf_config_command(
             image=image,
             secret_name=secret_name,
         )
+        problems = environment_problems(factory.inventory(), environment)
+    for problem in problems:
+        log.error("%s", problem)
     _emit(result, settings)
-    return 0
+    return 1 if problems else 0
 
 
 def _default_author() -> str | None:

@@ -30,6 +30,7 @@ from .models.checks import (
     IgnoreRule,
 )
 from .models.inventory import bucket_name
+from .models.names import one_line
 
 DEFAULT_PHALANX_REPO = "https://github.com/lsst-sqre/phalanx.git"
 ALERT_BUCKET = "multiapp_"
@@ -78,9 +79,16 @@ def parse_influxdb_url(text: str) -> str:
         raise ValueError(
             "must not contain credentials (user:password@); give the token in INFLUXDB_TOKEN"
         )
+    try:
+        parsed.port  # noqa: B018  # raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("has a port that is not a number from 0 to 65535") from None
+    if not parsed.netloc.isprintable() or " " in parsed.netloc:
+        raise ValueError("has a host with blanks or control characters")
     if parsed.path.strip("/") or parsed.query or parsed.fragment:
         raise ValueError(
-            f"must be the server's base URL {parsed.scheme}://{parsed.netloc} without a path"
+            f"must be the server's base URL {parsed.scheme}://{one_line(parsed.netloc)} "
+            "without a path"
         )
     return f"{parsed.scheme}://{parsed.netloc}"
 
@@ -105,6 +113,14 @@ def parse_positive_int(text: str) -> int:
         raise ValueError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise ValueError(f"{text!r} must be at least 1")
+    return value
+
+
+def parse_percent(text: str) -> int:
+    """A whole percentage from 1 to 100."""
+    value = parse_positive_int(text.strip().removesuffix("%"))
+    if value > 100:
+        raise ValueError(f"{text!r} is more than 100")
     return value
 
 
@@ -305,6 +321,14 @@ INFLUXDB = (
         required=True,
     ),
     _spec("http_timeout", "HTTP_TIMEOUT", parse_positive_int, "30", "Seconds per HTTP request."),
+    _spec(
+        "http_retry_budget",
+        "HTTP_RETRY_BUDGET",
+        parse_positive_seconds,
+        "30s",
+        "How long InfluxDB may fail every request (timeouts included) before the run gives "
+        "up with exit 3: the bound on a hung server, however many requests the run makes.",
+    ),
 )
 # Where generated Telegraf configurations write: URL and organization, no token.
 INFLUXDB_TARGET = (INFLUXDB[0], INFLUXDB[2])
@@ -372,6 +396,14 @@ BUCKETS = (
         "0",
         "Drop and recreate every owned, desired bucket (its data is lost; tokens must be "
         "re-issued). FORCE alone re-applies buckets in place.",
+    ),
+    _spec(
+        "prune_max_share",
+        "PRUNE_MAX_SHARE",
+        parse_percent,
+        "50",
+        "PRUNE deletes no bucket when it would delete more than this percentage of the owned "
+        "buckets at once (a broken repository must not empty the database); 100 allows all.",
     ),
     _spec(
         "bucket_retention",
@@ -529,6 +561,7 @@ class InfluxDBSettings:
     token: str = field(repr=False)
     org: str
     http_timeout: int = 30
+    retry_budget_seconds: int = 30
 
 
 @dataclass(frozen=True)
@@ -580,6 +613,8 @@ class Settings:
     lease: LeaseSettings
     dashboards_dir: str | None = None
     """dashboardmaker's template files; None: the packaged ``dashboards/``."""
+    prune_max_share: int = 50
+    """The largest percentage of owned buckets one PRUNE run may delete."""
 
     @property
     def dry_run(self) -> bool:
@@ -596,6 +631,7 @@ def _group(values: Mapping[str, Any]) -> Settings:
             token=values["influxdb_token"] or "",
             org=values["influxdb_org"],
             http_timeout=values["http_timeout"],
+            retry_budget_seconds=values["http_retry_budget"],
         )
     return Settings(
         debug=values["debug"],
@@ -616,6 +652,7 @@ def _group(values: Mapping[str, Any]) -> Settings:
         ),
         bucket_retention=values["bucket_retention"],
         recreate_buckets=values["recreate_buckets"],
+        prune_max_share=values["prune_max_share"],
         checks=CheckSettings(
             checks=values["checks"],
             every=values["check_every"],

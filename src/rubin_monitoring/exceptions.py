@@ -46,6 +46,9 @@ class InventoryError(RubinMonitoringError):
 class InfluxDBError(RubinMonitoringError):
     """InfluxDB answered with an error status after retries."""
 
+    retry_after: float | None = None
+    """Seconds the server asked to wait (``Retry-After``), when it said."""
+
     def __init__(self, method: str, path: str, status: int, message: str) -> None:
         self.method = method
         self.path = path
@@ -81,6 +84,24 @@ class InfluxDBUnavailableError(RubinMonitoringError):
     """InfluxDB could not be reached after retries."""
 
     exit_code = EXIT_INFLUXDB_UNAVAILABLE
+
+
+class InfluxDBServerError(InfluxDBError, InfluxDBUnavailableError):
+    """InfluxDB kept answering with a server error (5xx) through the retries: it is not
+    working, whatever this run asked (exit 3)."""
+
+    exit_code = EXIT_INFLUXDB_UNAVAILABLE
+
+
+class InterruptedRunError(RubinMonitoringError):
+    """The run was stopped by a signal (SIGTERM from Kubernetes, SIGINT from a terminal): it
+    stopped before its next change and released its lease. Exit 128 + the signal's number."""
+
+    def __init__(self, signal_number: int, name: str) -> None:
+        self.exit_code = 128 + signal_number
+        super().__init__(
+            f"stopped by {name} before its next change: what was done stays, the next run converges"
+        )
 
 
 class LeaseHeldError(RubinMonitoringError):

@@ -32,7 +32,7 @@ from .storage.alerts import AlertStore, open_client
 from .storage.authorizations import AuthorizationStore
 from .storage.gitrepo import checkout
 from .storage.heartbeat import HeartbeatPinger
-from .storage.http import InfluxHTTP
+from .storage.http import Availability, InfluxHTTP
 from .storage.influxdb import InfluxDBStore
 from .storage.leases import LeaseStore
 from .storage.silences import SilenceStore
@@ -49,6 +49,7 @@ class Factory:
         self._http: InfluxHTTP | None = None
         self._client: InfluxDBClient | None = None
         self._inventory: Inventory | None = None
+        self._availability: Availability | None = None
 
     def __enter__(self) -> Factory:
         return self
@@ -102,6 +103,13 @@ class Factory:
 
     # Stores and senders
 
+    def availability(self) -> Availability:
+        """How long InfluxDB has been failing, shared by every client of this run: the
+        HTTP_RETRY_BUDGET bounds the whole run, not each client."""
+        if self._availability is None:
+            self._availability = Availability(self.influxdb.retry_budget_seconds)
+        return self._availability
+
     def http(self) -> InfluxHTTP:
         """The one management-API client of this run, made on first use."""
         if self._http is None:
@@ -111,6 +119,7 @@ class Factory:
                 influxdb.token,
                 timeout=influxdb.http_timeout,
                 max_connections=self.settings.reconcile.concurrency + 2,
+                availability=self.availability(),
             )
         return self._http
 
@@ -133,11 +142,11 @@ class Factory:
 
     def alert_store(self) -> AlertStore:
         """Findings in ``multiapp_`` and records in ``alerted_``, through influxdb-client."""
-        return AlertStore(self.flux_client(), self.influxdb.org)
+        return AlertStore(self.flux_client(), self.influxdb.org, availability=self.availability())
 
     def silence_store(self) -> SilenceStore:
         """Silences in ``silences_``, through influxdb-client."""
-        return SilenceStore(self.flux_client(), self.influxdb.org)
+        return SilenceStore(self.flux_client(), self.influxdb.org, availability=self.availability())
 
     def template_store(self) -> TemplateStore:
         """The organization's template stacks, and template applies."""
@@ -171,6 +180,7 @@ class Factory:
             self.inventory(),
             self.settings.bucket_retention,
             recreate=self.settings.recreate_buckets,
+            prune_max_share=self.settings.prune_max_share,
         )
 
     def bucketmapper(self) -> BucketMapper:
@@ -179,8 +189,10 @@ class Factory:
 
     def taskmaker(self) -> TaskMaker:
         """taskmaker with the tasks rendered for the inventory's buckets and the check settings."""
-        desired = desired_tasks(self.inventory(), self.settings.checks)
-        return TaskMaker(self.influxdb_store(), desired)
+        inventory = self.inventory()
+        desired = desired_tasks(inventory, self.settings.checks)
+        held = inventory.held_buckets | inventory.held_environments
+        return TaskMaker(self.influxdb_store(), desired, problems=inventory.problems, held=held)
 
     def task_health(self) -> TaskHealth:
         """The owned tasks whose last run failed."""
@@ -197,6 +209,7 @@ class Factory:
             rotate=rotate,
             environments=environment_buckets(self.inventory()),
             stacks=self.template_store(),
+            problems=self.inventory().problems,
         )
 
     def dashboardmaker(self) -> DashboardMaker:

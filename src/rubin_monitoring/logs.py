@@ -7,6 +7,18 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from .models.names import one_line
+
+
+class TextFormatter(logging.Formatter):
+    """Time, level, logger and message on one line: a line break or control character in a
+    message (a name from the repository or a server's answer) is escaped, so it cannot forge
+    log lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # logging's name
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message (and exception)."""
@@ -30,7 +42,7 @@ def setup_logging(log_format: str, debug: bool) -> None:
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)

@@ -18,6 +18,7 @@ from pathlib import Path
 from .models.alerts import Alert, InhibitedAlert, MessageResult, NotifierReport, SilencedAlert
 from .models.changes import NoteKind, Report
 from .models.inventory import Inventory
+from .models.names import one_line
 from .services.silences import SilenceAdded, SilenceList, SilencesExpired
 from .services.tasks import TaskHealth
 from .services.telegraf import TelegrafConfig
@@ -40,6 +41,12 @@ Rendered = (
 def dumps(data: object) -> str:
     """JSON as the toolkit prints it."""
     return json.dumps(data, indent=2, sort_keys=False)
+
+
+def text_lines(lines: list[str]) -> str:
+    """``lines`` as text, each kept on its own line: a line break or control character inside
+    one (a name from the repository, a server's answer) is escaped, so output cannot be forged."""
+    return "\n".join(one_line(line) for line in lines)
 
 
 def render(result: Rendered, output: str, *, manifest: Path | None = None) -> str:
@@ -92,7 +99,7 @@ def _summary_line(summary: dict[str, int]) -> str:
 
 @render_text.register
 def _(report: Report, *, manifest: Path | None = None) -> str:
-    return "\n".join([*_report_lines(report), _summary_line(report.summary())])
+    return text_lines([*_report_lines(report), _summary_line(report.summary())])
 
 
 def _token_summary(report: TokenReport) -> dict[str, int]:
@@ -113,7 +120,7 @@ def _(report: TokenReport, *, manifest: Path | None = None) -> str:
     elif report.tokens:
         lines.append("new tokens (shown only this once):")
         lines.extend(f"{role} {token}" for role, token in in_role_order(report.tokens))
-    return "\n".join(lines)
+    return text_lines(lines)
 
 
 def _alert_line(alert: Alert) -> str:
@@ -170,7 +177,7 @@ def _(report: NotifierReport, *, manifest: Path | None = None) -> str:
         reason = f": {report.heartbeat.reason}" if report.heartbeat.reason else ""
         lines.append(f"  heartbeat {report.heartbeat.status.value}{reason}")
     lines.append(_summary_line(report.summary()))
-    return "\n".join(lines)
+    return text_lines(lines)
 
 
 @render_text.register
@@ -180,7 +187,7 @@ def _(health: TaskHealth, *, manifest: Path | None = None) -> str:
         "failed their last run"
     ]
     lines.extend(f"  {task.name} ({task.id}): {task.last_run_error}" for task in health.failing)
-    return "\n".join(lines)
+    return text_lines(lines)
 
 
 @render_text.register
@@ -190,7 +197,7 @@ def _(inventory: Inventory, *, manifest: Path | None = None) -> str:
         for env in inventory.environments
     ]
     lines.append(f"buckets: {' '.join(inventory.buckets)}")
-    return "\n".join(lines)
+    return text_lines(lines)
 
 
 @render_text.register
@@ -207,16 +214,19 @@ def _(added: SilenceAdded, *, manifest: Path | None = None) -> str:
 def _(found: SilenceList, *, manifest: Path | None = None) -> str:
     if not found.silences:
         return "no silences" if found.expired else "no active or pending silences"
-    return "\n".join(
-        f"{item.id} {item.state(found.now).value} {' '.join(map(str, item.matchers))} "
-        f"until {item.ends_at.isoformat(timespec='seconds')} by {item.created_by}: {item.comment}"
-        for item in found.silences
+    return text_lines(
+        [
+            f"{item.id} {item.state(found.now).value} {' '.join(map(str, item.matchers))} "
+            f"until {item.ends_at.isoformat(timespec='seconds')} by {item.created_by}: "
+            f"{item.comment}"
+            for item in found.silences
+        ]
     )
 
 
 @render_text.register
 def _(done: SilencesExpired, *, manifest: Path | None = None) -> str:
-    return "\n".join(f"{result.id} {result.status}" for result in done.results)
+    return text_lines([f"{result.id} {result.status}" for result in done.results])
 
 
 # JSON

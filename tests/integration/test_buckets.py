@@ -198,8 +198,22 @@ def test_recreate_buckets_restores_every_mapping_and_says_which_tokens_to_rotate
     assert {c["action"] for c in made.changes} == {"recreate"}
     assert made.exit_code == 1  # tokens name the old bucket IDs: a person must rotate them
     (conflict,) = made.json()["conflicts"]
-    rotate = "tokenmaker --rotate --role telegraf --role notifier --role silencer"
-    assert rotate in conflict["reason"]
+    # Every role whose token names a recreated bucket, briefly: all three environments'
+    # Telegrafs, the notifier (multiapp_, alerted_, silences_), the silencer (silences_) and the
+    # two Telegrafs outside the clusters.
+    roles = [
+        "telegraf-idfdev",
+        "telegraf-minikube",
+        "telegraf-summit",
+        "notifier",
+        "silencer",
+        "probe-telegraf",
+        "host-telegraf",
+    ]
+    assert conflict["name"] == ", ".join(roles)
+    assert "tokenmaker --rotate " + " ".join(f"--role {r}" for r in roles) in conflict["reason"]
+    assert "9 recreated bucket(s) (argocd, gafaelfawr, mobu_x and 6 more)" in conflict["reason"]
+    assert len(conflict["reason"]) < 400
     after = buckets(org)
     assert after["argocd"]["id"] != argocd
     by_db = {m["database"]: m for m in dbrps(org)}
@@ -244,7 +258,7 @@ def test_invalid_app_name_is_reported_and_the_rest_proceed(
     assert len(failed) == 1
     assert failed[0]["name"] == "_bad"
     assert "environments/values-dev.yaml" in failed[0]["reason"]
-    assert "reserved" in failed[0]["error"]
+    assert "not a Kubernetes name" in failed[0]["error"]
     assert set(buckets(org)) == {"good", *OWN_RETENTION, "influxdb_", "probes_"}
 
 

@@ -60,7 +60,7 @@ from rubin_monitoring.testing.faultsuite import (
 from rubin_monitoring.testing.flux import create_bucket, query_alerts
 from rubin_monitoring.testing.influxd import InfluxServer
 from rubin_monitoring.testing.phalanx import PhalanxRepo
-from rubin_monitoring.testing.slack_server import SlackServer, slack_server
+from rubin_monitoring.testing.slack_server import Hang, SlackServer, slack_server
 
 pytestmark = pytest.mark.integration
 
@@ -257,12 +257,39 @@ def test_notifier_under_faults_loses_nothing_repeats_at_most_once(
     assert outcome.exact_after_next
 
 
-def test_notifier_whose_records_fail_repeats_each_alert_at_most_once(
+def test_notifier_that_cannot_write_alerted_sends_nothing(
     influxdb: InfluxServer, tmp_path: Path, slack: SlackServer
 ) -> None:
-    """Every write to alerted_ is reset: messages Slack took are not recorded, the run stops
-    (exit 3), and the next run sends them once more, and nothing after that."""
+    """Every write to alerted_ is reset: the run's write check fails before the first message,
+    so nothing is sent (it could not be recorded, and would go out again on every run), the run
+    exits 3, and the next run sends each alert once."""
     faults = Faults(Fault.RESET, rate=1.0, methods=frozenset({"POST"}), path_prefix="/api/v2/write")
+    outcome = run_notifier_scenario(influxdb, tmp_path, slack, faults, slack_faults=False)
+    first, second, _ = outcome.runs
+    assert first.exit_code == 3, first.stderr
+    assert "alerted_ cannot be written" in first.stderr
+    assert outcome.recorded_after[0] == set()
+    assert outcome.delivered_in(0) == set()
+    assert not outcome.lost and not outcome.repeated
+    assert outcome.exact_after_next, second.stderr
+
+
+def test_notifier_whose_records_fail_after_its_check_repeats_each_alert_at_most_once(
+    influxdb: InfluxServer, tmp_path: Path, slack: SlackServer
+) -> None:
+    """The write check passes, then every record is reset: messages Slack took are not
+    recorded, the run stops (exit 3), and the next run sends them once more, and nothing after
+    that."""
+    writes = 0
+
+    def after_the_check(request: RequestInfo) -> Fault:
+        nonlocal writes
+        if request.method == "POST" and request.path.startswith("/api/v2/write"):
+            writes += 1
+            return Fault.NONE if writes == 1 else Fault.RESET
+        return Fault.NONE
+
+    faults = Faults(Fault.RESET, decider=after_the_check)
     outcome = run_notifier_scenario(influxdb, tmp_path, slack, faults, slack_faults=False)
     first, second, _ = outcome.runs
     assert first.exit_code == 3, first.stderr
@@ -517,7 +544,7 @@ def lease_properties(expires_in: timedelta, job: str = "taskmaker") -> dict[str,
 def test_a_live_lease_blocks_and_nothing_changes(
     org: OrgUnderTest, phalanx: PhalanxRepo, apps: list[str]
 ) -> None:
-    label = make_label(org, lease_properties(timedelta(minutes=10)))
+    label = make_label(org, lease_properties(timedelta(minutes=4)))
     run = run_job(
         ["bucketmaker", "--output", "json"], org.env(PHALANX_REPO=phalanx.url, LEASE_WAIT="0s")
     )
@@ -618,3 +645,109 @@ def test_influxdb_gone_after_the_lists_stops_quickly_with_one_error(
     assert len(lines) < 100, f"{len(lines)} lines of logs"
     report = run.report
     assert report is not None and report["summary"]["failed"] == 300
+
+
+# 5. Hostile and unlucky (issue 15): a hostage lease, SIGTERM, a hung server, 5xx everywhere.
+
+
+def test_a_lease_expiring_beyond_the_ttl_is_not_a_lease_and_is_taken_over(
+    org: OrgUnderTest, phalanx: PhalanxRepo, apps: list[str]
+) -> None:
+    """Label write is all it takes to write a lease that expires in 2099; no run renewing
+    every TTL/3 could have set that, so it blocks nothing: it is reported and taken over."""
+    make_label(org, lease_properties(timedelta(days=365 * 70), job="bucketmaker\nforged"))
+    run = run_job(
+        ["bucketmaker", "--output", "json"], org.env(PHALANX_REPO=phalanx.url, LEASE_WAIT="0s")
+    )
+    assert run.exit_code == 0, run.stderr
+    warning = next(line for line in run.stderr.splitlines() if "further ahead" in line)
+    assert "LEASE_TTL" in warning and "bucketmaker\\nforged" in warning
+    census = bucket_census(org, expected_buckets(apps))
+    assert census.exact, census.problems()
+    assert lease_labels(org) == []
+
+
+def error_lines(run: JobRun) -> list[str]:
+    return [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+
+
+def test_sigterm_stops_a_run_releases_the_lease_and_the_next_converges(
+    org: OrgUnderTest, phalanx: PhalanxRepo, apps: list[str]
+) -> None:
+    """Kubernetes sends SIGTERM at a Job's deadline: the run stops before its next change,
+    says so in one line (exit 143), and deletes its lease, so the next run starts at once."""
+    env = org.env(PHALANX_REPO=phalanx.url, CHECKS=",".join(CHECKS), CONCURRENCY="2")
+    with FaultProxy(org.url, delay=0.3) as slow:
+        slow.set_faults(Fault.DELAY, methods=frozenset({"POST"}), path_prefix="/api/v2/tasks")
+        victim = start(["taskmaker"], {**env, "INFLUXDB_URL": slow.url})
+        wait_for(lambda: len(list_tasks(org)) >= 4, 60, "the first tasks")
+        victim.popen.send_signal(signal.SIGTERM)
+        stopped = victim.finish(timeout=30)
+    assert stopped.exit_code == 128 + signal.SIGTERM, stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    (line,) = error_lines(stopped)
+    assert "stopped by SIGTERM" in line
+    assert lease_labels(org) == [], "the stopped run left its lease behind"
+    made = len(list_tasks(org))
+    assert 0 < made < len(expected_tasks(apps))
+    following = run_job(["taskmaker", "--output", "json"], {**env, "LEASE_WAIT": "0s"})
+    assert following.exit_code == 0, following.stderr
+    census = task_census(org, expected_tasks(apps))
+    assert census.exact, census.problems()
+
+
+def test_sigterm_of_a_notifier_stuck_on_slack_releases_its_lease(
+    org: OrgUnderTest, slack: SlackServer
+) -> None:
+    for bucket in INTERNAL_BUCKETS:
+        create_bucket(org, bucket)
+    write_findings(org, [f"k{i}" for i in range(5)], ["idfdev"])
+    slack.script("/hook", Hang(20))
+    env = org.env(SLACK_WEBHOOK_URL=slack.url("/hook"), SLACK_TIMEOUT="15")
+    victim = start(["notifier"], env)
+    wait_for(lambda: slack.posts(), 30, "the notifier's first post")
+    victim.popen.send_signal(signal.SIGTERM)
+    stopped = victim.finish(timeout=30)
+    assert stopped.exit_code == 128 + signal.SIGTERM, stopped.stderr
+    assert lease_labels(org) == [], "the notifier's lease blocks the next runs"
+    following = run_job(["notifier", "--output", "json"], {**env, "LEASE_WAIT": "0s"})
+    assert following.exit_code in (0, 1), following.stderr  # not 4: nothing holds the lease
+
+
+@pytest.mark.parametrize("job", ["notifier", "bucketmaker"])
+def test_a_hung_influxdb_ends_a_run_within_the_retry_budget(
+    org: OrgUnderTest, phalanx: PhalanxRepo, slack: SlackServer, job: str
+) -> None:
+    """A server that accepts connections and never answers: every request times out. The run
+    gives up with exit 3 once HTTP_RETRY_BUDGET has passed, however many requests it meant to
+    make (it used to take attempts x timeout for each: 125 s for the notifier)."""
+    set_apps(phalanx, app_names(4))
+    with FaultProxy(org.url, delay=120) as hung:
+        hung.fail_all(Fault.DELAY)
+        env = org.env(
+            INFLUXDB_URL=hung.url,
+            HTTP_TIMEOUT="3",
+            HTTP_RETRY_BUDGET="5s",
+            PHALANX_REPO=phalanx.url,
+            SLACK_WEBHOOK_URL=slack.url(),
+        )
+        run = run_job([job, "--output", "json"], env)
+    assert run.exit_code == 3, run.stderr
+    assert run.seconds < 5 + 3 + 4, run.seconds  # the budget, one timeout, start-up
+    (line,) = error_lines(run)
+    assert "HTTP_RETRY_BUDGET" in line or "cannot reach InfluxDB" in line, line
+    assert slack.posts() == []
+
+
+def test_a_server_answering_5xx_to_everything_is_exit_3(
+    org: OrgUnderTest, phalanx: PhalanxRepo
+) -> None:
+    set_apps(phalanx, app_names(4))
+    with FaultProxy(org.url) as broken:
+        broken.fail_all(Fault.STATUS_503)
+        env = org.env(INFLUXDB_URL=broken.url, PHALANX_REPO=phalanx.url)
+        run = run_job(["bucketmaker", "--output", "json"], env)
+    assert run.exit_code == 3, run.stderr
+    (line,) = error_lines(run)
+    assert "answered 503" in line
+    assert bucket_census(org, []).objects == 0

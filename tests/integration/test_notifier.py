@@ -394,3 +394,53 @@ def test_end_to_end_from_telegraf_data_to_slack_once(
     code, report = run_json(env(buckets, slack))
     assert code == 0 and report["summary"]["suppressed"] == 1 and report["messages"] == []
     assert len(slack.posts()) == 1
+
+
+def bucket_id(org: OrgUnderTest, name: str) -> str:
+    with org.server.client() as client:
+        response = client.get("/api/v2/buckets", params={"orgID": org.id, "name": name})
+        response.raise_for_status()
+        return str(response.json()["buckets"][0]["id"])
+
+
+BUCKETS = ("multiapp_", "alerted_")
+
+
+def test_a_token_that_cannot_write_alerted_sends_nothing(
+    buckets: OrgUnderTest, slack: SlackServer
+) -> None:
+    """A notifier token that may read but not write alerted_ must not send on every run what
+    it can never record: each run proves it can write before it sends, and exits 3."""
+    org = buckets
+    read = [
+        {
+            "action": "read",
+            "resource": {"type": "buckets", "orgID": org.id, "id": bucket_id(org, b)},
+        }
+        for b in ("multiapp_", "alerted_")
+    ]
+    granted = [
+        *read,
+        {"action": "read", "resource": {"type": "orgs", "id": org.id}},
+        *(
+            {"action": a, "resource": {"type": "labels", "orgID": org.id}}
+            for a in ("read", "write")
+        ),
+    ]
+    with org.server.client() as client:
+        response = client.post(
+            "/api/v2/authorizations", json={"orgID": org.id, "permissions": granted}
+        )
+        response.raise_for_status()
+        token = response.json()["token"]
+    write_alerts(org, 30)
+    for _ in range(3):
+        result = invoke(env(org, slack, INFLUXDB_TOKEN=token))
+        assert result.exit_code == 3, result.stderr
+        assert "alerted_ cannot be written" in result.stderr
+        assert token not in result.stderr + result.stdout
+    assert slack.posts() == []
+    assert records(org) == []
+    # With the right to write, the same alerts go out once.
+    assert invoke(env(org, slack)).exit_code == 0
+    assert len(slack.posts()) == 1

@@ -20,6 +20,7 @@ from support.helm import CHART, FULL_VALUES, render_chart
 
 from rubin_monitoring.cli import cli
 from rubin_monitoring.config import SPECS
+from rubin_monitoring.durations import parse_duration
 from rubin_monitoring.models.tokens import Role
 from rubin_monitoring.storage.secret_manifest import secret_key
 
@@ -224,3 +225,24 @@ def test_rendered_routes_file_parses(
         builtin = []
     rules = [rule["name"] for rule in values["notifier"]["inhibitRules"]]
     assert [rule.name for rule in routing.inhibit_rules] == [*builtin, *rules]
+
+
+def _default(variable: str) -> str:
+    spec = next(spec for spec in SPECS if variable in spec.env)
+    assert spec.default is not None
+    return spec.default
+
+
+def test_every_deadline_outlasts_a_hung_influxdb() -> None:
+    """A hung InfluxDB ends a run (exit 3) within max(HTTP_TIMEOUT, HTTP_RETRY_BUDGET), plus
+    start-up and the lease's release: every job's deadline leaves it that time, so a run gives
+    its own one-line answer instead of being killed by Kubernetes (issue 15: the notifier used
+    to take 125 s against a 50 s deadline)."""
+    config = VALUES["config"]
+    startup_and_release = 15
+    for name, job in VALUES["jobs"].items():
+        settings = {**config, **job.get("env", {})}
+        timeout = int(settings.get("HTTP_TIMEOUT", _default("HTTP_TIMEOUT")))
+        budget = parse_duration(settings.get("HTTP_RETRY_BUDGET", _default("HTTP_RETRY_BUDGET")))
+        bound = max(timeout, budget) + startup_and_release
+        assert job["activeDeadlineSeconds"] >= bound, (name, job["activeDeadlineSeconds"], bound)

@@ -44,8 +44,8 @@ def test_invalid_names_are_problems_naming_file_and_app(tmp_path: Path) -> None:
     assert inventory.applications == ["ok"]
     problems = {p.application: str(p) for p in inventory.problems}
     assert problems["bad-"].startswith("environments/values-dev.yaml: application 'bad-'")
-    assert "reserved" in problems["bad-"]
-    assert "may only contain" in problems['we"ird']
+    assert "not a Kubernetes name" in problems["bad-"]
+    assert "not a Kubernetes name" in problems['we"ird']
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ import pytest
 
 from rubin_monitoring.exceptions import (
     ConfigError,
+    InfluxDBAuthError,
     InfluxDBError,
     InfluxDBUnavailableError,
     RubinMonitoringError,
@@ -67,6 +68,7 @@ class MemoryStore:
         self.rows = list(findings)
         self.saved: list[AlertRecord] = []
         self.fail_record: BaseException | None = None
+        self.read_only: BaseException | None = None
         self._lock = threading.Lock()
 
     def findings(self, lookback_seconds: int) -> list[Finding]:
@@ -74,6 +76,10 @@ class MemoryStore:
 
     def records(self, since_seconds: int) -> list[AlertRecord]:
         return list(self.saved)
+
+    def check_writable(self) -> None:
+        if self.read_only is not None:
+            raise self.read_only
 
     def record(self, alerts: Iterable[Alert], route: str, when: datetime | None = None) -> None:
         if self.fail_record is not None:
@@ -333,3 +339,15 @@ def test_dry_run_sends_and_records_nothing(slack: SlackServer) -> None:
     assert "route default, message 1/1, 3 alerts" in text and "*CRITICAL*" in text
     assert to_json(report)["dry_run"] is True and report.exit_code == 0
     assert_no_secret(text, str(to_json(report)))
+
+
+def test_a_store_that_cannot_record_gets_nothing_sent(slack: SlackServer) -> None:
+    """The run proves it can write alerted_ before the first message: if it cannot, nothing is
+    sent (it would be sent again on every run), and the run exits 3."""
+    store = MemoryStore(findings(40, length=200))
+    store.read_only = InfluxDBAuthError("POST", "/api/v2/write", 403, "insufficient permissions")
+    sender = SlackWebhooks(retry=FAST, min_interval=0.05)
+    report = run_notifier(store, sender, [Route("default", slack.url())], options(max_chars=3000))
+    assert {result.status for result in report.results} == {Delivery.SKIPPED}
+    assert report.exit_code == 3
+    assert slack.posts() == [] and store.saved == []

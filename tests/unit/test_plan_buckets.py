@@ -93,3 +93,23 @@ def test_a_pruned_orphan_is_a_change_not_also_a_kept_orphan() -> None:
         "orphan   bucket gone (owned, but no environment enables its application; kept, "
         "use --prune to delete)" in render_text(Report("bucketmaker", False, [], kept.notes))
     )
+
+
+def test_prune_of_more_than_the_allowed_share_deletes_nothing() -> None:
+    """An inventory that suddenly enables nothing must not empty the database: a prune that
+    would delete more than PRUNE_MAX_SHARE of the owned buckets deletes none."""
+    buckets = [observed(f"app{i}") for i in range(10)]
+    desired = [spec("app0")]
+    plan = plan_buckets(desired, buckets, prune=True, prune_max_share=50)
+    assert [change.action for change in plan.changes] == []
+    assert len(plan.orphans) == 9
+    (conflict,) = plan.conflicts
+    assert "PRUNE would delete 9 of the 10 owned buckets" in conflict.reason
+    allowed = plan_buckets(desired, buckets, prune=True, prune_max_share=100)
+    assert len(allowed.changes) == 9
+
+
+def test_buckets_of_held_applications_are_never_pruned() -> None:
+    plan = plan_buckets([], [observed("held_app")], prune=True, held=frozenset({"held_app"}))
+    assert plan.changes == [] and plan.orphans == []
+    assert "kept as it is" in plan.notes[0].reason

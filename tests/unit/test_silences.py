@@ -417,6 +417,10 @@ def test_group_by_splits_a_routes_messages_per_group_most_severe_group_first() -
         ((("cluster", "base"),), 1),
     ]
     assert messages[0].text.startswith("*rubin-monitoring alerts* cluster=summit: 2 firing")
+    hostile = plan_messages([alert(cluster="<!here>\n`x`")], [route])[0][0]
+    assert hostile.text.splitlines()[0].startswith(
+        "*rubin-monitoring alerts* cluster=&lt;!here&gt; 'x': 1 firing"
+    )
     each = Route("each", HOOK, group_by=("...",))
     assert len(plan_messages(alerts, [each])[0]) == 3
     assert len(plan_messages(alerts, [Route("all", HOOK)])[0]) == 1

@@ -34,7 +34,9 @@ INVENTORY = Inventory(
         ),
         Environment("summit", None, "environments/values-summit.yaml", ("argocd", "sasquatch")),
     ),
-    problems=(InventoryProblem("environments/values-idfdev.yaml", "bad_", "reserved name"),),
+    problems=(
+        InventoryProblem("environments/values-idfdev.yaml", "reserved name", application="bad_"),
+    ),
 )
 
 

@@ -339,7 +339,7 @@ def test_environment_buckets_follow_the_inventory() -> None:
             Environment("idfdev", None, "values-idfdev.yaml", ("times-square", "mobu", "bad_")),
             Environment("summit", None, "values-summit.yaml", ("mobu",)),
         ),
-        (InventoryProblem("values-idfdev.yaml", "bad_", "reserved"),),
+        (InventoryProblem("values-idfdev.yaml", "reserved", application="bad_"),),
     )
     assert environment_buckets(inventory) == {
         "idfdev": ["mobu", "times_square"],

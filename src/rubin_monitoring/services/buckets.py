@@ -32,9 +32,9 @@ from ..models.changes import (
     Status,
 )
 from ..models.checks import HOST_BUCKET, PROBES_BUCKET
-from ..models.inventory import Inventory, InventoryProblem
+from ..models.inventory import Inventory, InventoryProblem, bucket_name
 from ..storage.influxdb import InfluxDBStore
-from .reconcile import ObjectJob
+from .reconcile import HELD_REASON, ObjectJob, problem_result
 
 KIND = "bucket"
 
@@ -69,10 +69,7 @@ def _retention(seconds: int) -> str:
 
 
 def _problem_result(problem: InventoryProblem) -> ChangeResult:
-    change: Change[BucketSpec, ObservedBucket] = Change(
-        Action.CREATE, KIND, problem.bucket, f"enabled in {problem.file}"
-    )
-    return ChangeResult(change, Status.FAILED, problem.reason)
+    return problem_result(problem, KIND, problem.bucket)
 
 
 def plan_buckets(
@@ -83,12 +80,17 @@ def plan_buckets(
     prune: bool = False,
     recreate: bool = False,
     problems: tuple[InventoryProblem, ...] = (),
+    held: frozenset[str] = frozenset(),
+    prune_max_share: int = 100,
 ) -> BucketPlan:
     """Create missing buckets, fix owned buckets' retention (re-apply every owned desired one
     in place with ``force``; drop and recreate it with ``recreate``), report unowned buckets in
     the way as conflicts and owned undesired ones as orphans (deleted with ``prune``).
-    ``problems`` (applications that cannot get a bucket) are failures of the plan. Pure; never
-    names a bucket the toolkit does not own in a change."""
+    ``problems`` (what the inventory cannot serve) are failures of the plan; ``held`` buckets
+    (their application has a problem) are kept as they are, never pruned. A prune that would
+    delete more than ``prune_max_share`` percent of the owned buckets deletes none (a
+    conflict: the repository may be broken). Pure; never names a bucket the toolkit does not
+    own in a change."""
     by_name = {bucket.name: bucket for bucket in observed}
     wanted = {spec.name for spec in desired}
     plan: BucketPlan = Plan(failures=[_problem_result(problem) for problem in problems])
@@ -118,10 +120,74 @@ def plan_buckets(
         else:
             plan.unchanged += 1
     for bucket in observed:
-        if bucket.owned and bucket.name not in wanted:
-            reason = "owned, but no environment enables its application"
-            plan.orphan(KIND, bucket.name, reason, bucket, prune=prune)
+        if not bucket.owned or bucket.name in wanted:
+            continue
+        if bucket.name in held:
+            plan.note(NoteKind.WARNING, KIND, bucket.name, HELD_REASON)
+            continue
+        reason = "owned, but no environment enables its application"
+        plan.orphan(KIND, bucket.name, reason, bucket, prune=prune)
+    _limit_prune(plan, sum(bucket.owned for bucket in observed), prune_max_share)
     return plan
+
+
+def _limit_prune(plan: BucketPlan, owned: int, max_share: int) -> None:
+    """Turn the plan's deletions back into orphans, with a conflict, when there are more than
+    ``max_share`` percent of the ``owned`` buckets (at least one may always go)."""
+    deletes = [change for change in plan.changes if change.action is Action.DELETE]
+    allowed = max(1, owned * max_share // 100)
+    if len(deletes) <= allowed:
+        return
+    plan.changes = [change for change in plan.changes if change.action is not Action.DELETE]
+    for change in deletes:
+        plan.note(NoteKind.ORPHAN, KIND, change.name, change.reason.removeprefix("--prune: "))
+    plan.note(
+        NoteKind.CONFLICT,
+        KIND,
+        f"{len(deletes)} of {owned}",
+        f"PRUNE would delete {len(deletes)} of the {owned} owned buckets, more than "
+        f"PRUNE_MAX_SHARE ({max_share}%): none deleted. Check that the repository enables "
+        "what it should; to delete them all, run again with PRUNE_MAX_SHARE=100",
+    )
+
+
+# Roles whose tokens name one of the toolkit's internal buckets by ID.
+_INTERNAL_ROLES: dict[str, tuple[str, ...]] = {
+    ALERT_BUCKET: ("notifier",),
+    ALERTED_BUCKET: ("notifier",),
+    SILENCES_BUCKET: ("notifier", "silencer"),
+    PROBES_BUCKET: ("probe-telegraf",),
+    HOST_BUCKET: ("host-telegraf",),
+}
+# More environments than this: name them all with --role telegraf.
+_ENVIRONMENTS_NAMED = 3
+
+
+def broken_roles(buckets: list[str], inventory: Inventory) -> list[str]:
+    """The tokenmaker roles whose tokens name one of ``buckets`` by ID, so stop working when
+    those buckets are recreated: each environment's Telegraf whose applications write there
+    (all of them as ``telegraf`` when there are many), and the roles of internal buckets."""
+    recreated = set(buckets)
+    environments = [
+        env.name
+        for env in inventory.environments
+        if recreated & {bucket_name(app) for app in env.applications}
+    ]
+    roles = (
+        [f"telegraf-{name}" for name in environments]
+        if len(environments) <= _ENVIRONMENTS_NAMED
+        else ["telegraf"]
+    )
+    for bucket, bucket_roles in _INTERNAL_ROLES.items():
+        for role in bucket_roles:
+            if bucket in recreated and role not in roles:
+                roles.append(role)
+    return roles
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 class BucketMaker(ObjectJob[list[ObservedBucket], BucketSpec, ObservedBucket]):
@@ -136,11 +202,13 @@ class BucketMaker(ObjectJob[list[ObservedBucket], BucketSpec, ObservedBucket]):
         retention_seconds: int,
         *,
         recreate: bool = False,
+        prune_max_share: int = 100,
     ) -> None:
         self.store = store
         self.inventory = inventory
         self.desired = desired_buckets(inventory, retention_seconds)
         self.recreate = recreate
+        self.prune_max_share = prune_max_share
 
     def observe(self) -> list[ObservedBucket]:
         return self.store.list_buckets()
@@ -153,6 +221,8 @@ class BucketMaker(ObjectJob[list[ObservedBucket], BucketSpec, ObservedBucket]):
             prune=options.prune,
             recreate=self.recreate,
             problems=self.inventory.problems,
+            held=self.inventory.held_buckets,
+            prune_max_share=self.prune_max_share,
         )
 
     def execute(self, change: Change[BucketSpec, ObservedBucket]) -> None:
@@ -178,14 +248,16 @@ class BucketMaker(ObjectJob[list[ObservedBucket], BucketSpec, ObservedBucket]):
             if result.change.action is Action.RECREATE and result.status is Status.DONE
         ]
         if recreated:
+            roles = broken_roles(recreated, self.inventory)
+            flags = " ".join(f"--role {role}" for role in roles)
             report.notes.append(
                 Note(
                     NoteKind.CONFLICT,
                     "token",
-                    "telegraf, notifier, silencer",
-                    f"recreated bucket(s) {', '.join(recreated)} have new IDs: tokens naming the "
-                    "old ones no longer work; run tokenmaker --rotate --role telegraf --role "
-                    "notifier --role silencer and deploy the new tokens",
+                    ", ".join(roles),
+                    f"{len(recreated)} recreated bucket(s) ({_some(recreated)}) have new IDs: "
+                    f"the tokens naming them no longer work; run tokenmaker --rotate {flags} "
+                    "and deploy the new tokens",
                 )
             )
         return report

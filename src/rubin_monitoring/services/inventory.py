@@ -23,6 +23,8 @@ import yaml
 
 from ..exceptions import InventoryError
 from ..models.inventory import Environment, Inventory, InventoryProblem, bucket_name
+from ..models.names import hostname_problem, kubernetes_name_problem, one_line, quoted
+from ..models.names import shown as shown_text
 
 ENVIRONMENTS_DIR = "environments"
 DEFAULTS_FILE = "values.yaml"
@@ -30,7 +32,6 @@ _ENV_FILE = re.compile(r"^values-(?P<env>.+)\.yaml$")
 _BUCKET_CHARS = re.compile(r"^[A-Za-z0-9_.-]+$")
 MAX_BUCKET_NAME = 255
 DEFAULT_MAX_FILE_BYTES = 2**20
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 _TYPE_NAMES: tuple[tuple[type, str], ...] = (
     (bool, "a boolean"),
     (str, "a string"),
@@ -52,15 +53,9 @@ def yaml_type(value: object) -> str:
     return next((name for kind, name in _TYPE_NAMES if isinstance(value, kind)), "another type")
 
 
-def quoted(text: str, limit: int = 40) -> str:
-    """Text from a file, quoted and cut short for a one-line message."""
-    shown = repr(text)
-    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
-
-
 def shown_name(name: str, limit: int = 40) -> str:
     """A name from a file, made safe for a one-line message: as it is if plain, else quoted."""
-    return name if _PLAIN_NAME.match(name) else quoted(name, limit)
+    return shown_text(name, limit)
 
 
 class _Mapping(dict[Any, Any]):
@@ -160,8 +155,10 @@ def _load_yaml(path: Path, shown: str, max_bytes: int) -> _Mapping:
     except yaml.YAMLError as error:  # a ReaderError: its first line says what, not where
         problem = next(iter(str(error).splitlines()), "") or type(error).__name__
         raise InventoryError(f"{shown}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise InventoryError(f"{shown}: invalid YAML: nested too deeply") from None
     except (UnicodeDecodeError, OSError) as error:
-        raise InventoryError(f"{shown}: cannot read: {error}") from None
+        raise InventoryError(f"{shown}: cannot read: {type(error).__name__}") from None
     if data is None:
         return _Mapping()
     if not isinstance(data, _Mapping):
@@ -207,10 +204,50 @@ def bucket_name_problem(application: str) -> str | None:
     return None
 
 
+def application_problem(application: str) -> str | None:
+    """Why an application cannot be served: its name becomes a namespace (a Kubernetes name)
+    and a bucket name."""
+    problem = kubernetes_name_problem(application)
+    if problem is not None:
+        return f"the name {problem}"
+    return bucket_name_problem(application)
+
+
+def _environment(
+    data: _Mapping, file_env: str, shown: str, enabled: tuple[str, ...], seen: dict[str, str]
+) -> tuple[Environment | None, list[InventoryProblem]]:
+    """The environment a values file describes, and its problems: a bad name holds the
+    environment back (None), a bad fqdn drops only the fqdn. Wrong types stop the run."""
+    name = data.get("name", file_env)
+    fqdn = data.get("fqdn")
+    if not isinstance(name, str) or not name:
+        raise InventoryError(f"{shown}: field 'name' must be a non-empty string")
+    if fqdn is not None and not isinstance(fqdn, str):
+        raise InventoryError(f"{shown}: field 'fqdn' must be a string")
+    field = "field 'name'" if "name" in data else "the environment in the file name"
+    problem = kubernetes_name_problem(name)
+    if problem is None and name in seen:
+        problem = f"is already the name of the environment of {seen[name]}"
+    if problem is not None:
+        reason = f"{field} {quoted(name)} {problem}; its applications are held as they are"
+        return None, [InventoryProblem(shown, reason, environment=name, held=enabled)]
+    seen[name] = shown
+    problems = []
+    if fqdn is not None:
+        fqdn_problem = hostname_problem(fqdn)
+        if fqdn_problem is not None:
+            reason = f"field 'fqdn' {quoted(fqdn)} {fqdn_problem}; the site is not probed"
+            problems.append(InventoryProblem(shown, reason, environment=name))
+            fqdn = None
+    return Environment(name=name, fqdn=fqdn, file=shown, applications=enabled), problems
+
+
 def read_inventory(root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Inventory:
     """The inventory of the repository checked out at ``root``.
 
-    Each values file may hold at most ``max_file_bytes`` bytes.
+    Each values file may hold at most ``max_file_bytes`` bytes. Names are validated by the
+    rules of what they become (:mod:`rubin_monitoring.models.names`): a bad one is a problem
+    of the inventory, and the rest proceeds.
     """
     root = root.resolve()
     env_dir = _inside(root / ENVIRONMENTS_DIR, root, ENVIRONMENTS_DIR, "directory")
@@ -223,29 +260,32 @@ def read_inventory(root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) 
     )
     environments: list[Environment] = []
     problems: list[InventoryProblem] = []
+    seen: dict[str, str] = {}
+    found_files = False
     for path in sorted(env_dir.iterdir()):
         match = _ENV_FILE.match(path.name)
         if not match:
             continue
-        shown = f"{ENVIRONMENTS_DIR}/{path.name}"
+        shown = f"{ENVIRONMENTS_DIR}/{one_line(path.name)}"
         path = _inside(path, root, shown, "file")
         if not path.is_file():
             continue
+        found_files = True
         data = _load_yaml(path, shown, max_file_bytes)
         merged = {**defaults, **_applications(data, shown)}
         enabled = tuple(sorted(app for app, on in merged.items() if on))
-        name = data.get("name", match["env"])
-        fqdn = data.get("fqdn")
-        if not isinstance(name, str) or not name:
-            raise InventoryError(f"{shown}: field 'name' must be a non-empty string")
-        if fqdn is not None and not isinstance(fqdn, str):
-            raise InventoryError(f"{shown}: field 'fqdn' must be a string")
-        environments.append(Environment(name=name, fqdn=fqdn, file=shown, applications=enabled))
+        environment, env_problems = _environment(data, match["env"], shown, enabled, seen)
+        problems.extend(env_problems)
+        if environment is None:
+            continue
+        environments.append(environment)
         known = {problem.application for problem in problems}
         for app in enabled:
-            reason = bucket_name_problem(app)
+            reason = application_problem(app)
             if reason and app not in known:
-                problems.append(InventoryProblem(file=shown, application=app, reason=reason))
-    if not environments:
+                problems.append(
+                    InventoryProblem(file=shown, reason=reason, application=app, held=(app,))
+                )
+    if not found_files:
         raise InventoryError(f"{ENVIRONMENTS_DIR}/: no values-<environment>.yaml files found")
     return Inventory(environments=tuple(environments), problems=tuple(problems))

@@ -22,6 +22,8 @@ from enum import StrEnum
 from types import TracebackType
 
 from ..exceptions import LeaseHeldError, RubinMonitoringError
+from ..interrupts import deferred
+from ..models.names import one_line, shown
 from ..models.ownership import MARKER_KEY, MARKER_VALUE
 from ..storage.leases import LeaseRecord, LeaseStore, LeaseTakenError
 
@@ -33,11 +35,18 @@ WRITERS = "writers"
 NOTIFIER = "notifier"
 
 
+# How far a lease's expiry may lie beyond this run's LEASE_TTL from now (clocks differ).
+CLOCK_SKEW_SECONDS = 60.0
+
+
 class LeaseState(StrEnum):
     """What an existing lease means for a run that wants it."""
 
     HELD = "held"
     EXPIRED = "expired"
+    INVALID = "invalid"
+    """Its expiry lies further ahead than a holder renewing every TTL/3 could have set: not a
+    lease a run holds (a label written by hand, or to block the fleet); taken over."""
     FOREIGN = "foreign"
 
 
@@ -51,24 +60,29 @@ def _time(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def lease_state(record: LeaseRecord, now: datetime) -> LeaseState:
+def lease_state(record: LeaseRecord, now: datetime, ttl_seconds: float) -> LeaseState:
     """Whether an existing lease blocks a run. Pure. A label of the lease's name the toolkit
-    did not make is ``FOREIGN`` (never deleted); one with no valid expiry is ``EXPIRED``."""
+    did not make is ``FOREIGN`` (never deleted); one with no valid expiry is ``EXPIRED``; one
+    that expires later than ``ttl_seconds`` (plus :data:`CLOCK_SKEW_SECONDS`) from now is
+    ``INVALID``: no run renewing it could have set that."""
     if record.properties.get(MARKER_KEY) != MARKER_VALUE:
         return LeaseState.FOREIGN
     expires = _time(record.properties.get("expires"))
     if expires is None or expires <= now:
         return LeaseState.EXPIRED
+    if expires > now + timedelta(seconds=ttl_seconds + CLOCK_SKEW_SECONDS):
+        return LeaseState.INVALID
     return LeaseState.HELD
 
 
 def held_message(record: LeaseRecord) -> str:
-    """The one line a run that cannot get the lease prints."""
+    """The one line a run that cannot get the lease prints (the label's texts shortened and
+    escaped: anyone with label write can set them)."""
     props = record.properties
+    since, job, expires = (shown(props.get(key, "?")) for key in ("since", "job", "expires"))
     return (
-        f"another run holds the lease {record.name} since {props.get('since', '?')} "
-        f"(job {props.get('job', '?')}, expires {props.get('expires', '?')} unless renewed); "
-        "nothing was changed: run again later"
+        f"another run holds the lease {record.name} since {since} "
+        f"(job {job}, expires {expires} unless renewed); nothing was changed: run again later"
     )
 
 
@@ -140,7 +154,19 @@ class Lease:
                 current = self.store.find(self.name)
             if current is None:
                 continue  # released in between
-            state = lease_state(current, self.clock())
+            state = lease_state(current, self.clock(), self.ttl)
+            if state is LeaseState.INVALID:
+                log.warning(
+                    "taking over lease %s: it expires %s, further ahead than LEASE_TTL (%gs) "
+                    "allows; no run holds it (job %s, since %s)",
+                    self.name,
+                    one_line(current.properties.get("expires", "?")),
+                    self.ttl,
+                    one_line(current.properties.get("job", "?")),
+                    one_line(current.properties.get("since", "?")),
+                )
+                self.store.delete(current.id)
+                continue
             if state is LeaseState.FOREIGN:
                 raise LeaseHeldError(
                     f"a label named {self.name} exists that the toolkit did not make; it blocks "
@@ -175,7 +201,12 @@ class Lease:
                 log.warning("could not renew lease %s: %s", self.name, error)
 
     def release(self) -> None:
-        """Stop renewing and delete the lease (unless it was lost); it expires anyway."""
+        """Stop renewing and delete the lease (unless it was lost); it expires anyway. A
+        signal arriving meanwhile does not cut the release short."""
+        with deferred():
+            self._release()
+
+    def _release(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

@@ -30,13 +30,14 @@ from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Any, Protocol
 
-from ..config import NotifierSettings
+from ..config import ALERTED_BUCKET, NotifierSettings
 from ..exceptions import (
     EXIT_CHANGES_FAILED,
     EXIT_INFLUXDB_UNAVAILABLE,
     ConfigError,
     RubinMonitoringError,
 )
+from ..interrupts import stop_reason
 from ..models.alerts import (
     Alert,
     AlertRecord,
@@ -52,6 +53,7 @@ from ..models.alerts import (
     SlackMessage,
     severity_rank,
 )
+from ..models.names import one_line
 from ..models.silences import Silence
 from ..storage.slack import Sent, SlackDeliveryError
 from .muting import inhibit, silence
@@ -64,6 +66,7 @@ SLACK_TEXT_LIMIT = 40_000
 MAX_MESSAGE_CHARS = SLACK_TEXT_LIMIT - 1_000
 HEADER_RESERVE = 200  # room kept in every message for its header line
 MAX_ALERT_TEXT = 600  # an alert's message is cut to this many characters
+MAX_NAME_TEXT = 80  # and a cluster, application, check or severity to this many
 MAX_WORKERS = 16  # webhooks served in parallel
 
 # Attachment bar colours, as the reference tool's messages had them.
@@ -108,6 +111,9 @@ class AlertStoreLike(Protocol):
 
     def record(self, alerts: Iterable[Alert], route: str, when: datetime | None = None) -> None:
         """Record that ``alerts`` were sent to ``route``."""
+
+    def check_writable(self) -> None:
+        """Prove that records can be written (raise :class:`RubinMonitoringError` if not)."""
 
 
 class SilenceSourceLike(Protocol):
@@ -327,20 +333,26 @@ def _escape(text: str) -> str:
 
 
 def _clip(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
+    flat = " ".join(one_line(text.replace("\n", " ")).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _name(text: str) -> str:
+    """A tag from the findings (cluster, application, check, severity) as one short line of
+    Slack text: whatever wrote the finding, it cannot add lines to a message."""
+    return _escape(_clip(text, MAX_NAME_TEXT).replace("`", "'"))
 
 
 def format_alert(alert: Alert) -> str:
     """One line per alert: severity first, then where and what."""
-    where = f"`{_escape(alert.cluster or '?')}` {_escape(alert.application or '?')}"
+    where = f"`{_name(alert.cluster or '?')}` {_name(alert.application or '?')}"
     what = _escape(_clip(alert.message, MAX_ALERT_TEXT)) or "(no message)"
-    severity, check = _escape(alert.severity), _escape(alert.check)
+    severity, check = _name(alert.severity), _name(alert.check)
     if alert.status is AlertStatus.RESOLVED:
         return f":white_check_mark: *RESOLVED* ({severity}) {where} {check}: {what}"
     emoji = SEVERITY_EMOJI.get(alert.severity.lower(), ":white_circle:")
     value = "" if alert.value is None else f" (value {alert.value:g})"
-    return f"{emoji} *{_escape(alert.severity.upper())}* {where} {check}: {what}{value}"
+    return f"{emoji} *{_name(alert.severity.upper())}* {where} {check}: {what}{value}"
 
 
 def format_header(
@@ -354,15 +366,17 @@ def format_header(
     severities = sorted(counts, key=lambda severity: (severity_rank(severity), severity))
     pieces = []
     if firing:
-        detail = ", ".join(f"{counts[severity]} {severity}" for severity in severities)
-        pieces.append(f"{len(firing)} firing ({_escape(detail)})")
+        detail = ", ".join(f"{counts[severity]} {_name(severity)}" for severity in severities)
+        pieces.append(f"{len(firing)} firing ({detail})")
     if resolved:
         pieces.append(f"{resolved} resolved")
     part_of = f" (part {part} of {parts})" if parts > 1 else ""
     summary = _clip(", ".join(pieces), HEADER_RESERVE - 60)  # odd severities cannot overflow
     where = ""
     if group:
-        where = " " + _escape(_clip(" ".join(f"{k}={v}" for k, v in group), HEADER_RESERVE // 2))
+        # Each value one short line, as in the alert lines; at most HEADER_RESERVE // 2 in all.
+        named = " ".join(f"{label}={_name(value)}" for label, value in group)
+        where = " " + _clip(named, HEADER_RESERVE // 2)
     return f"*rubin-monitoring alerts*{where}: {summary}{part_of}"
 
 
@@ -485,6 +499,10 @@ class _Delivery:
             if self._stop.is_set():
                 result.status, result.error = Delivery.SKIPPED, "not sent: InfluxDB cannot record"
                 continue
+            interrupted = stop_reason()
+            if interrupted is not None:
+                result.status, result.error = Delivery.SKIPPED, f"not sent: {interrupted}"
+                continue
             if broken is not None:
                 result.status, result.error = Delivery.SKIPPED, f"not sent: {broken}"
                 continue
@@ -537,6 +555,17 @@ class _Delivery:
             )
 
 
+def _unwritable(store: AlertStoreLike) -> AlertsNotRecordedError | None:
+    """Why nothing may be sent (``alerted_`` cannot be written), or None. Sending what cannot
+    be recorded would repeat it on every run."""
+    try:
+        store.check_writable()
+    except RubinMonitoringError as error:
+        log.error("%s cannot be written; sending nothing: %s", ALERTED_BUCKET, error)
+        return AlertsNotRecordedError(f"{ALERTED_BUCKET} cannot be written: {error}")
+    return None
+
+
 def read_silences(
     source: SilenceSourceLike | None,
 ) -> tuple[list[Silence], list[RubinMonitoringError]]:
@@ -573,8 +602,9 @@ def run_notifier(
     report.
 
     Every alert sent is recorded in ``alerted_`` only after Slack answered ``ok``; an alert
-    whose message failed is not recorded, so the next run sends it again. Silenced and
-    inhibited alerts are reported and neither sent nor recorded.
+    whose message failed is not recorded, so the next run sends it again. Before the first
+    message the run proves it can write ``alerted_``; if it cannot, it sends nothing (exit 3).
+    Silenced and inhibited alerts are reported and neither sent nor recorded.
     """
     findings = store.findings(options.lookback_seconds)
     alerts = collapse(findings)
@@ -612,10 +642,16 @@ def run_notifier(
             alert.check,
         )
     results = [MessageResult(message) for message in messages]
-    if not options.dry_run:
-        delivery = _Delivery(store, sender)
-        delivery.run(results)
-        errors.extend(delivery.errors)
+    if not options.dry_run and results:
+        unwritable = _unwritable(store)
+        if unwritable is None:
+            delivery = _Delivery(store, sender)
+            delivery.run(results)
+            errors.extend(delivery.errors)
+        else:
+            errors.append(unwritable)
+            for result in results:
+                result.status, result.error = Delivery.SKIPPED, f"not sent: {unwritable}"
     return NotifierReport(
         dry_run=options.dry_run,
         findings=len(findings),

@@ -13,9 +13,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..exceptions import InfluxDBUnavailableError, RubinMonitoringError
+from ..interrupts import stop_reason
 from ..models.changes import (
     Action,
     Change,
@@ -27,6 +28,7 @@ from ..models.changes import (
     S,
     Status,
 )
+from ..models.inventory import InventoryProblem
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,20 @@ class Progress(Protocol):
 
 # After this many connection failures in a row, InfluxDB is taken to be gone.
 GONE_AFTER = 3
+
+HELD_REASON = (
+    "kept as it is, PRUNE or not: the repository enables its application in a file with a "
+    "problem (see the failures)"
+)
+
+
+def problem_result(problem: InventoryProblem, kind: str, name: str) -> ChangeResult:
+    """An inventory problem as a failed change of ``kind`` (``name``: the object it concerns,
+    or the environment or application when none): every job that reads the inventory reports
+    its problems, so the run exits 1 while they last."""
+    shown = name or problem.subject
+    change: Change[Any, Any] = Change(Action.CREATE, kind, shown, f"enabled in {problem.file}")
+    return ChangeResult(change, Status.FAILED, str(problem))
 
 
 class ReconcilingJob(ABC, Generic[Observed, S, O]):
@@ -140,7 +156,7 @@ class _Runner:
             return "InfluxDB is unreachable"
         with self._lock:
             if self._stopped is None:
-                self._stopped = self.should_stop()
+                self._stopped = stop_reason() or self.should_stop()
                 if self._stopped is not None:
                     self.errors.append(self._stopped)
                     log.error("stopping: %s", self._stopped)
@@ -181,8 +197,11 @@ def apply_changes(
     """Execute every change of ``plan`` (none with dry-run), phase by phase, up to
     ``options.concurrency`` at a time. One failure never stops the others, but once InfluxDB is
     clearly gone, or ``should_stop()`` gives a reason (the lease was lost), the remaining
-    changes fail without a request."""
+    changes fail without a request; so do they once SIGTERM or SIGINT arrived."""
     results = [ChangeResult(change) for change in plan.changes]
+    for failure in plan.failures:
+        change = failure.change
+        log.error("%s %s %s: %s", change.action, change.kind, change.name, failure.error)
     if options.dry_run:
         return [*plan.failures, *results], []
     runner = _Runner(execute, progress, should_stop)

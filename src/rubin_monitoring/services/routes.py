@@ -348,6 +348,8 @@ def parse_routing(text: str, source: str, environ: Mapping[str, str] | None = No
             raise _Problem(mark.line + 1 if mark else None, f"invalid YAML: {problem}") from None
         except yaml.YAMLError:
             raise _Problem(None, "invalid YAML") from None
+        except RecursionError:
+            raise _Problem(None, "invalid YAML: nested too deeply") from None
         if not isinstance(document, _Mapping) or not isinstance(document.get("routes"), list):
             raise _Problem(None, "expected a mapping with a 'routes' list")
         extra = sorted(str(key) for key in document if key not in TOP_LEVEL)

@@ -14,13 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..durations import parse_duration
-from ..models.changes import Action, Change, Plan, ReconcileOptions
+from ..models.changes import Action, Change, NoteKind, Plan, ReconcileOptions
 from ..models.checks import BUCKET_CHECKS, FLEET_CHECKS, CheckSettings
-from ..models.inventory import Inventory, bucket_name
+from ..models.inventory import Inventory, InventoryProblem, bucket_name
 from ..models.tasks import ObservedTask, Scope, TaskIdentity, TaskSpec
 from ..storage.influxdb import InfluxDBStore
 from .checks import render_check, render_fleet_check, render_silent_check
-from .reconcile import ObjectJob
+from .reconcile import HELD_REASON, ObjectJob, problem_result
 
 KIND = "task"
 _TRAILING_COMMA = re.compile(r",(?=[)\]}])")
@@ -191,10 +191,12 @@ def plan_tasks(
     owner_id: str,
     force: bool = False,
     prune: bool = False,
+    held: frozenset[str] = frozenset(),
 ) -> TaskPlan:
     """Create missing tasks, fix drifted ones in place (recreate with ``force``), delete
-    duplicates of one identity, report undesired ones as orphans (deleted with ``prune``).
-    Only tasks owned by ``owner_id`` with the marker are considered. Pure."""
+    duplicates of one identity, report undesired ones as orphans (deleted with ``prune``)
+    unless their bucket or environment is ``held`` (kept as it is). Only tasks owned by
+    ``owner_id`` with the marker are considered. Pure."""
     by_identity: dict[TaskIdentity, list[ObservedTask]] = {}
     for task in observed:
         identity = task.identity
@@ -219,6 +221,9 @@ def plan_tasks(
             plan.changes.append(Change(Action.DELETE, KIND, spec.name, reason, None, extra))
     for (_, scope, check), tasks in sorted(by_identity.items()):
         for task in tasks:
+            if scope in held:
+                plan.note(NoteKind.WARNING, KIND, task.name, HELD_REASON)
+                continue
             reason = f"owned, but check {check} of {scope} is no longer desired"
             plan.orphan(KIND, task.name, reason, task, prune=prune)
     return plan
@@ -237,21 +242,36 @@ class TaskMaker(ObjectJob[ObservedTasks, TaskSpec, ObservedTask]):
 
     name = "taskmaker"
 
-    def __init__(self, store: InfluxDBStore, desired: list[TaskSpec]) -> None:
+    def __init__(
+        self,
+        store: InfluxDBStore,
+        desired: list[TaskSpec],
+        *,
+        problems: Sequence[InventoryProblem] = (),
+        held: frozenset[str] = frozenset(),
+    ) -> None:
         self.store = store
         self.desired = desired
+        self.problems = tuple(problems)
+        self.held = held
 
     def observe(self) -> ObservedTasks:
         return ObservedTasks(self.store.list_tasks(), self.store.current_user_id())
 
     def plan(self, observed: ObservedTasks, options: ReconcileOptions) -> TaskPlan:
-        return plan_tasks(
+        plan = plan_tasks(
             self.desired,
             observed.tasks,
             owner_id=observed.owner_id,
             force=options.force,
             prune=options.prune,
+            held=self.held,
         )
+        plan.failures.extend(
+            problem_result(problem, KIND, problem.bucket or problem.environment or "")
+            for problem in self.problems
+        )
+        return plan
 
     def create(self, spec: TaskSpec) -> None:
         self.store.create_task(spec)

@@ -90,7 +90,7 @@ from ..models.buckets import ObservedBucket
 from ..models.changes import Action, Change, Note, NoteKind, Plan, ReconcileOptions, Report
 from ..models.checks import HOST_BUCKET, PROBES_BUCKET
 from ..models.dashboards import STACK_DESCRIPTION, STACK_NAME
-from ..models.inventory import Inventory, bucket_name
+from ..models.inventory import Inventory, InventoryProblem, bucket_name
 from ..models.tokens import (
     DEFAULT_BOT_USER,
     READ,
@@ -108,7 +108,7 @@ from ..models.tokens import (
 from ..storage.authorizations import AuthorizationStore
 from ..storage.influxdb import InfluxDBStore
 from ..storage.templates import TemplateStore
-from .reconcile import ReconcilingJob
+from .reconcile import ReconcilingJob, problem_result
 
 log = logging.getLogger(__name__)
 
@@ -518,6 +518,14 @@ def observe_bot(auths: AuthorizationStore, org_id: str, bot_user: str) -> BotObs
     return BotObservation(user, owner, others, member)
 
 
+def _problem_role(problem: InventoryProblem) -> str:
+    """The token an inventory problem concerns: its environment's Telegraf token, else the
+    Telegraf tokens that leave its application out."""
+    if problem.environment is not None:
+        return telegraf_role(problem.environment)
+    return TELEGRAF
+
+
 class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
     """tokenmaker: the bot user and one token per selected role. Changes are applied phase by
     phase: the bot user, its ownership of the org, tokens, then orphan deletions; a rotation
@@ -535,6 +543,7 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
         rotate: bool = False,
         environments: Mapping[str, Sequence[str]] | None = None,
         stacks: TemplateStore | None = None,
+        problems: Sequence[InventoryProblem] = (),
     ) -> None:
         self.store = store
         self.auths = auths
@@ -545,6 +554,13 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
         self.environments = dict(environments or {})
         self.roles = select_roles(roles, self.environments)
         self.rotate = rotate
+        self.problems = tuple(problems)
+        # The Telegraf tokens of environments the repository holds back are kept as they are.
+        self.held_roles = frozenset(
+            telegraf_role(problem.environment)
+            for problem in self.problems
+            if problem.environment is not None and problem.held
+        )
         self.tokens: dict[str, str] = {}
         self.permissions: dict[str, str] = {}
         self._org_id = ""
@@ -589,7 +605,10 @@ class TokenMaker(ReconcilingJob[ObservedIdentities, TokenSpec, RoleTokens]):
             prune=options.prune,
             roles=self.roles,
             conflicts=conflicts,
-            known_roles=all_roles(self.environments),
+            known_roles=all_roles(self.environments) | self.held_roles,
+        )
+        plan.failures.extend(
+            problem_result(problem, KIND_TOKEN, _problem_role(problem)) for problem in self.problems
         )
         if observed.dashboard_stack is False:
             plan.changes.append(

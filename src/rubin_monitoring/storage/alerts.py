@@ -3,11 +3,12 @@ through the official client, influxdb-client.
 
 The client parses Flux's annotated CSV (types included) and escapes line protocol; this module
 maps its errors onto :mod:`rubin_monitoring.exceptions` (401/403 -> exit 3, unreachable ->
-exit 3, a missing bucket or org -> exit 2). Its requests are retried by urllib3's
-:class:`~urllib3.util.Retry` (429 and 5xx, honouring ``Retry-After``; connection errors), the
-same policy :class:`rubin_monitoring.storage.http.InfluxHTTP` applies to the management API.
-Both the query and the write are safe to repeat: a query reads, and a repeated write stores the
-same points (same series and time) again.
+exit 3, a missing bucket or org -> exit 2). Its requests are retried here, not by urllib3, with
+the policy and the run's :class:`~rubin_monitoring.storage.http.Availability` budget that
+:class:`rubin_monitoring.storage.http.InfluxHTTP` applies to the management API (429 and 5xx,
+honouring ``Retry-After``; connection errors and timeouts). Both the query and the write are
+safe to repeat: a query reads, and a repeated write stores the same points (same series and
+time) again.
 
 Schema of ``alerted_`` (one point per alert per notification, written only after Slack said
 ``ok``): measurement ``alert``; tags ``dedup_key``, ``status`` (``firing`` or ``resolved``),
@@ -18,10 +19,12 @@ time = when Slack accepted the message.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import urllib3
 from influxdb_client.client.flux_csv_parser import FluxQueryException
@@ -35,43 +38,40 @@ from ..exceptions import (
     ConfigError,
     InfluxDBAuthError,
     InfluxDBError,
+    InfluxDBServerError,
     InfluxDBUnavailableError,
     RubinMonitoringError,
 )
 from ..models.alerts import Alert, AlertRecord, AlertStatus, Finding
-from .http import RETRY_STATUSES, RetryPolicy, error_message_of, is_permission_failure
+from .http import (
+    RETRY_STATUSES,
+    Availability,
+    RetryPolicy,
+    error_message_of,
+    is_permission_failure,
+    parse_retry_after,
+)
 from .influxdb import org_not_found
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 MEASUREMENT = "alert"
+WRITE_CHECK_MEASUREMENT = "write_check"
+"""What a notifier run writes to ``alerted_`` before it sends anything (never read as a record)."""
 TAGS = ("check", "application", "cluster", "severity", "dedup_key")
 RECORD_TAGS = (*TAGS, "status", "route")
 
 
-def client_retries(policy: RetryPolicy) -> urllib3.Retry:
-    """urllib3's retry strategy for ``policy``: every method (queries and writes are POSTs that
-    are safe to repeat), 429 and 5xx, ``Retry-After`` honoured."""
-    return urllib3.Retry(
-        total=policy.attempts - 1,
-        connect=policy.attempts - 1,
-        read=policy.attempts - 1,
-        status=policy.attempts - 1,
-        backoff_factor=policy.backoff_seconds,
-        backoff_max=policy.max_wait_seconds,
-        status_forcelist=sorted(RETRY_STATUSES),
-        allowed_methods=None,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
-
-
 def open_client(url: str, token: str, org: str, *, timeout: float) -> InfluxDBClient:
-    """An influxdb-client for queries and writes, with the toolkit's retry policy."""
+    """An influxdb-client for queries and writes that never retries by itself (the
+    :class:`AlertStore` does, within the run's budget)."""
     return InfluxDBClient(
         url=url,
         token=token,
         org=org,
         timeout=int(timeout * 1000),
-        retries=client_retries(RetryPolicy()),
+        retries=urllib3.Retry(total=0, raise_on_status=False),
     )
 
 
@@ -131,7 +131,11 @@ class AlertStore:
         *,
         findings_bucket: str = ALERT_BUCKET,
         records_bucket: str = ALERTED_BUCKET,
+        retry: RetryPolicy | None = None,
+        availability: Availability | None = None,
     ) -> None:
+        self.retry = retry or RetryPolicy()
+        self.availability = availability or Availability()
         self.client = client
         self.org = org
         self.findings_bucket = findings_bucket
@@ -139,13 +143,51 @@ class AlertStore:
         self._write = client.write_api(write_options=SYNCHRONOUS)
         self._query = client.query_api()
 
+    def _call(self, method: str, path: str, bucket: str, call: Callable[[], T]) -> T:
+        """``call()`` with the toolkit's errors, retried on 429, 5xx, connection errors and
+        timeouts within the policy's attempts and the run's budget."""
+        for attempt in range(1, self.retry.attempts + 1):
+            if self.availability.gone:
+                raise self.availability.gone_error(self.client.url, f"{method} {path}")
+            started = self.availability.clock()
+            retry_after: float | None = None
+            try:
+                with self._errors(method, path, bucket):
+                    result = call()
+            except InfluxDBUnavailableError:
+                self.availability.failed(started)
+                if attempt == self.retry.attempts or self.availability.gone:
+                    raise
+            except InfluxDBError as error:
+                if error.status not in RETRY_STATUSES:
+                    self.availability.answered()
+                    raise
+                self.availability.failed(started)
+                if attempt == self.retry.attempts or self.availability.gone:
+                    raise InfluxDBServerError(
+                        method, path, error.status, error.server_message
+                    ) from None
+                retry_after = error.retry_after
+            else:
+                self.availability.answered()
+                return result
+            wait = self.retry.wait(attempt, retry_after)
+            remaining = self.availability.remaining()
+            wait = wait if remaining is None else min(wait, remaining)
+            log.warning("%s %s failed; retrying in %.1fs", method, path, wait)
+            time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     @contextmanager
     def _errors(self, method: str, path: str, bucket: str) -> Iterator[None]:
         """Map the client's exceptions onto the toolkit's."""
         try:
             yield
         except ApiException as error:
-            raise self._api_error(method, path, bucket, error) from None
+            mapped = self._api_error(method, path, bucket, error)
+            if isinstance(mapped, InfluxDBError) and error.headers:
+                mapped.retry_after = parse_retry_after(error.headers.get("Retry-After"))
+            raise mapped from None
         except FluxQueryException as error:
             raise InfluxDBError(method, path, 200, str(error.message)) from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
@@ -172,9 +214,11 @@ class AlertStore:
         return InfluxDBError(method, path, status, message)
 
     def _rows(self, flux: str, bucket: str) -> list[dict[str, Any]]:
-        with self._errors("POST", "/api/v2/query", bucket):
+        def query() -> list[dict[str, Any]]:
             tables = self._query.query(flux, org=self.org)
             return [record.values for table in tables for record in table.records]
+
+        return self._call("POST", "/api/v2/query", bucket, query)
 
     def findings(self, lookback_seconds: int) -> list[Finding]:
         """Every ``alert`` row of the last ``lookback_seconds``, oldest first."""
@@ -227,13 +271,14 @@ from(bucket: "{self.records_bucket}")
             for row in self._rows(flux, self.records_bucket)
         ]
 
-    def record(self, alerts: Iterable[Alert], route: str, when: datetime | None = None) -> None:
-        """Write one record per alert; retried writes are idempotent (same series and time)."""
-        moment = when or datetime.now(UTC)
-        points = [record_point(alert, route, moment) for alert in alerts]
-        if not points:
-            return
-        with self._errors("POST", "/api/v2/write", self.records_bucket):
+    def check_writable(self) -> None:
+        """Write one ``write_check`` point into ``alerted_``: proof, before anything is sent,
+        that the records of what is sent can be written."""
+        point = Point(WRITE_CHECK_MEASUREMENT).field("ok", True).time(datetime.now(UTC), "ms")
+        self._write_points([point])
+
+    def _write_points(self, points: list[Point]) -> None:
+        def write() -> None:
             self._write.write(
                 bucket=self.records_bucket,
                 org=self.org,
@@ -241,21 +286,24 @@ from(bucket: "{self.records_bucket}")
                 write_precision="ms",  # type: ignore[arg-type]  # the enum's values are str
             )
 
-    # Shared with storage/silences.py, which reads and writes its bucket the same way.
+        self._call("POST", "/api/v2/write", self.records_bucket, write)
+
+    def record(self, alerts: Iterable[Alert], route: str, when: datetime | None = None) -> None:
+        """Write one record per alert; retried writes are idempotent (same series and time)."""
+        moment = when or datetime.now(UTC)
+        points = [record_point(alert, route, moment) for alert in alerts]
+        if points:
+            self._write_points(points)
+
+    # Shared with storage/silences.py, which reads and writes its own bucket the same way (an
+    # AlertStore whose findings and records bucket are both silences_).
 
     def rows(self, flux: str, bucket: str) -> list[dict[str, Any]]:
-        """The rows of a Flux query on ``bucket`` (named in errors), errors mapped."""
+        """The rows of a Flux query on ``bucket`` (named in errors), retried and errors mapped."""
         return self._rows(flux, bucket)
 
-    def write_points(self, points: list[Point], bucket: str) -> None:
-        """Write ``points`` (millisecond precision) into ``bucket``, errors mapped; a retried
-        write stores the same points again."""
-        if not points:
-            return
-        with self._errors("POST", "/api/v2/write", bucket):
-            self._write.write(
-                bucket=bucket,
-                org=self.org,
-                record=points,
-                write_precision="ms",  # type: ignore[arg-type]  # the enum's values are str
-            )
+    def write_points(self, points: list[Point]) -> None:
+        """Write ``points`` (millisecond precision) into the records bucket, retried and
+        errors mapped; a retried write stores the same points again."""
+        if points:
+            self._write_points(points)

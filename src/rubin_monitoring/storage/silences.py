@@ -27,6 +27,7 @@ from ..config import SILENCES_BUCKET, SILENCES_RETENTION_SECONDS
 from ..models.matchers import Matcher
 from ..models.silences import Silence
 from .alerts import AlertStore
+from .http import Availability
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,18 @@ class SilenceStore:
     """Reads and writes silences; needs read (``silences``) and write (``save``) on
     ``silences_`` and nothing else."""
 
-    def __init__(self, client: InfluxDBClient, org: str, *, bucket: str = SILENCES_BUCKET) -> None:
-        # AlertStore holds the query and write APIs and the one error mapping.
-        self._store = AlertStore(client, org, findings_bucket=bucket, records_bucket=bucket)
+    def __init__(
+        self,
+        client: InfluxDBClient,
+        org: str,
+        *,
+        bucket: str = SILENCES_BUCKET,
+        availability: Availability | None = None,
+    ) -> None:
+        # An AlertStore on this bucket: the same query and write APIs, retries and error mapping.
+        self._store = AlertStore(
+            client, org, findings_bucket=bucket, records_bucket=bucket, availability=availability
+        )
         self.bucket = bucket
 
     def silences(self) -> list[Silence]:
@@ -111,4 +121,4 @@ from(bucket: "{self.bucket}")
 
     def save(self, silence: Silence, when: datetime | None = None) -> None:
         """Write ``silence``'s current state (a retried write is the same point)."""
-        self._store.write_points([silence_point(silence, when or datetime.now(UTC))], self.bucket)
+        self._store.write_points([silence_point(silence, when or datetime.now(UTC))])
