@@ -511,6 +511,16 @@ DASHBOARDS = (
         "shipped with the toolkit).",
     ),
 )
+SCRAPE = (
+    _spec(
+        "scrape_catalog",
+        "SCRAPE_CATALOG",
+        parse_nonempty,
+        None,
+        "YAML file of scrape-catalog entries that add to or replace the shipped ones "
+        "(telegraf-config).",
+    ),
+)
 SPECS: tuple[SettingSpec, ...] = (
     *COMMON,
     *INFLUXDB,
@@ -520,6 +530,7 @@ SPECS: tuple[SettingSpec, ...] = (
     *TASKS,
     *NOTIFIER,
     *DASHBOARDS,
+    *SCRAPE,
 )
 
 
@@ -583,6 +594,8 @@ class Settings:
     """dashboardmaker's template files; None: the packaged ``dashboards/``."""
     prune_max_share: int = 50
     """The largest percentage of owned buckets one PRUNE run may delete."""
+    scrape_catalog: str | None = None
+    """telegraf-config's user catalog file (``SCRAPE_CATALOG``); None: the shipped one only."""
 
     @property
     def dry_run(self) -> bool:
@@ -643,6 +656,7 @@ def _group(values: Mapping[str, Any]) -> Settings:
         ),
         lease=LeaseSettings(ttl_seconds=values["lease_ttl"], wait_seconds=values["lease_wait"]),
         dashboards_dir=values["dashboards_dir"],
+        scrape_catalog=values["scrape_catalog"],
     )
 
 

@@ -18,6 +18,7 @@ from .exceptions import ConfigError
 from .models.alerts import NotifierReport, Route
 from .models.inventory import Inventory
 from .services.buckets import BucketMaker
+from .services.catalog import read_catalog
 from .services.dashboards import DashboardMaker
 from .services.dbrps import BucketMapper
 from .services.inventory import read_inventory
@@ -214,8 +215,11 @@ class Factory:
         secret_name: str,
     ) -> TelegrafConfig:
         """The Telegraf configuration (or manifests) of one environment's cluster, from the
-        repository and INFLUXDB_URL/INFLUXDB_ORG; no token is read or written."""
+        repository, the scrape catalog (shipped, and SCRAPE_CATALOG's) and
+        INFLUXDB_URL/INFLUXDB_ORG; no token is read or written. The catalog is read and
+        checked before the repository is fetched."""
         influxdb = self.influxdb
+        catalog = read_catalog(self.settings.scrape_catalog)
         return render_telegraf(
             self.inventory(),
             environment,
@@ -225,6 +229,7 @@ class Factory:
             namespace=namespace,
             image=image,
             secret_name=secret_name,
+            catalog=catalog,
         )
 
     def run_notifier(self) -> NotifierReport:

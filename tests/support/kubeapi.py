@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import yaml
 
 __all__ = [
     "KINE_VERSION",
@@ -41,6 +42,7 @@ __all__ = [
     "apiserver_binary",
     "kube_api_server",
     "storage_binary",
+    "write_kubeconfig",
 ]
 
 KUBERNETES_VERSION = "1.36.3"
@@ -305,3 +307,26 @@ def kube_api_server(*, ready_timeout: float = 180) -> Iterator[KubeAPI]:
             yield KubeAPI(url=url, token=token, ca_file=ca_file, client=client)
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+def write_kubeconfig(kube: KubeAPI, token_file: Path, path: Path) -> Path:
+    """Write a kubeconfig at ``path`` (mode 0600) that reaches the lab API server with its CA
+    and the bearer token in ``token_file`` (as a pod's in-cluster configuration would), and
+    return ``path``. For programs that take a kubeconfig where a cluster gives them their
+    service account (Telegraf's ``kube_config``)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "lab",
+                "cluster": {"server": kube.url, "certificate-authority": str(kube.ca_file)},
+            }
+        ],
+        "users": [{"name": "lab", "user": {"tokenFile": str(token_file)}}],
+        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "lab"}}],
+        "current-context": "lab",
+    }
+    path.touch(mode=0o600)
+    path.write_text(yaml.safe_dump(config))
+    return path

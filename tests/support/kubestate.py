@@ -271,12 +271,16 @@ def kube_state_metrics(
     *,
     arguments: Sequence[str] | None = None,
     start_timeout: float = 60,
+    host: str = "127.0.0.1",
+    port: int | None = None,
 ) -> Iterator[KubeStateMetrics]:
     """Run kube-state-metrics against ``kube`` as the holder of ``token`` until the block ends.
 
     ``arguments`` default to :func:`ksm_arguments` (``--resources``, ``--metric-allowlist``).
-    Waits until ``/livez`` answers 200 (it asks the API server's ``/livez`` with the token);
-    its stores fill from their informers' first list right after. Raises
+    It serves ``/metrics`` on ``host`` and ``port`` (default: a free one; a pod's address and
+    the catalog's port when Telegraf discovers it as a pod). Waits until ``/livez`` answers
+    200 (it asks the API server's ``/livez`` with the token); its stores fill from their
+    informers' first list right after. Raises
     :class:`KubeStateMetricsUnavailable` when there is no binary, ``RuntimeError`` with its log
     when it exits or does not answer in ``start_timeout`` seconds.
     """
@@ -289,11 +293,11 @@ def kube_state_metrics(
         kubeconfig = work_dir / "kubeconfig"
         kubeconfig.touch(mode=0o600)
         kubeconfig.write_text(json.dumps(_kubeconfig(kube, token_file)))
-        port, telemetry_port = _free_port(), _free_port()
+        port, telemetry_port = port or _free_port(), _free_port()
         command = [
             str(binary),
             f"--kubeconfig={kubeconfig}",
-            "--host=127.0.0.1",
+            f"--host={host}",
             f"--port={port}",
             "--telemetry-host=127.0.0.1",
             f"--telemetry-port={telemetry_port}",
@@ -307,7 +311,7 @@ def kube_state_metrics(
                 command, cwd=work_dir, env=env, stdout=log, stderr=subprocess.STDOUT
             )
         try:
-            url = f"http://127.0.0.1:{port}"
+            url = f"http://{host}:{port}"
             deadline = started + start_timeout
             while True:
                 if process.poll() is not None:
