@@ -14,6 +14,7 @@ from types import TracebackType
 from influxdb_client.client.influxdb_client import InfluxDBClient
 
 from .config import InfluxDBSettings, Settings
+from .durations import format_duration
 from .exceptions import ConfigError
 from .models.alerts import NotifierReport, Route
 from .models.inventory import Inventory
@@ -161,12 +162,19 @@ class Factory:
 
     def bucketmaker(self) -> BucketMaker:
         """bucketmaker for the repository's inventory and the bucket settings."""
+        retention, shard = self.settings.bucket_retention, self.settings.bucket_shard_seconds
+        if shard is not None and retention and shard > retention:
+            raise ConfigError(
+                f"BUCKET_SHARD_DURATION ({format_duration(shard)}) is longer than "
+                f"BUCKET_RETENTION ({format_duration(retention)}): InfluxDB refuses it"
+            )
         return BucketMaker(
             self.influxdb_store(),
             self.inventory(),
             self.settings.bucket_retention,
             recreate=self.settings.recreate_buckets,
             prune_max_share=self.settings.prune_max_share,
+            shard_group_seconds=shard,
         )
 
     def bucketmapper(self) -> BucketMapper:
