@@ -108,6 +108,14 @@ def helm_bin() -> Path:
 
 
 @pytest.fixture(scope="session")
+def kube_state_metrics_bin() -> Path:
+    try:
+        return require_kube_state_metrics()
+    except KubeStateMetricsUnavailable as reason:
+        lab_unavailable(f"kube-state-metrics unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
 def kube_state_metrics(kube_api: KubeAPI) -> Iterator[KubeStateMetrics]:
     """kube-state-metrics watching the lab API server as a ServiceAccount bound by the least
     RBAC of ``ksm_rbac_rules()``, with the ``--resources`` and ``--metric-allowlist`` of

@@ -25,6 +25,7 @@ from .config import (
     NOTIFIER,
     RECONCILE,
     REPOSITORY,
+    SCRAPE,
     TASKS,
     Settings,
     SettingSpec,
@@ -44,6 +45,7 @@ from .models.names import one_line
 from .models.tokens import DEFAULT_BOT_USER, DEFAULT_SECRET_NAME
 from .progress import progress_for
 from .render import Rendered, dumps, render
+from .services.host import host_config, host_config_toml
 from .services.probes import probe_config, probe_config_toml, probe_problems
 from .services.reconcile import ReconcilingJob, reconcile
 from .services.silences import add_silence, expire_silences, new_silence, query_silences
@@ -272,6 +274,49 @@ def probe_config_command(
     return 1 if problems else 0
 
 
+@click.command("host-config")
+@click.option(
+    "--metrics-url",
+    help="influxd's /metrics as the host reaches it (default: INFLUXDB_URL/metrics).",
+)
+@click.option("--interval", default="60s", show_default=True, help="How often Telegraf collects.")
+@click.option(
+    "--mount-point",
+    "mount_points",
+    multiple=True,
+    help="A mount point to watch (repeatable; default: every real file system).",
+)
+@click.option("--hostname", help="The host tag the disk check names (default: the host's name).")
+@click.option("--tls-ca", help="CA file Telegraf trusts for InfluxDB (default: the system's).")
+@job(INFLUXDB_TARGET)
+def host_config_command(
+    settings: Settings,
+    metrics_url: str | None,
+    interval: str,
+    mount_points: tuple[str, ...],
+    hostname: str | None,
+    tls_ca: str | None,
+) -> int:
+    """Print the Telegraf configuration of the InfluxDB host: influxd's own /metrics and its
+    disks, into influxdb_ (token host-telegraf from INFLUX_TOKEN, never in the file)."""
+    with Factory(settings) as factory:
+        influxdb = factory.influxdb
+    config = host_config(
+        influxdb_url=influxdb.url,
+        organization=influxdb.org,
+        scrape_url=metrics_url,
+        interval=interval,
+        mount_points=mount_points,
+        hostname=hostname,
+        tls_ca=tls_ca,
+    )
+    if settings.output == "json":
+        click.echo(dumps(config))
+    else:
+        click.echo(host_config_toml(config), nl=False)
+    return 0
+
+
 @click.command("notifier")
 @job(INFLUXDB, NOTIFIER, DRY_RUN, LEASE)
 def notifier_command(settings: Settings) -> int:
@@ -314,7 +359,7 @@ def dashboardmaker_command(settings: Settings) -> int:
     show_default=True,
     help="tokenmaker's Secret; the DaemonSet reads key telegraf-<environment>-token.",
 )
-@job(INFLUXDB_TARGET, REPOSITORY)
+@job(INFLUXDB_TARGET, REPOSITORY, SCRAPE)
 def telegraf_config_command(
     settings: Settings,
     environment: str,
@@ -326,7 +371,9 @@ def telegraf_config_command(
     """Print the Telegraf configuration (or manifests) for one environment's cluster.
 
     Points go to the bucket of the application whose namespace they come from; only the
-    environment's enabled applications pass. The token is read from $INFLUX_TOKEN by Telegraf.
+    environment's enabled applications pass. The enabled applications' Prometheus endpoints
+    are scraped (the scrape catalog, and pods annotated prometheus.io/scrape). The token is
+    read from $INFLUX_TOKEN by Telegraf.
     """
     with Factory(settings) as factory:
         result = factory.telegraf_config(
@@ -431,6 +478,7 @@ for _command in (
     tokenmaker_command,
     notifier_command,
     probe_config_command,
+    host_config_command,
     dashboardmaker_command,
     telegraf_config_command,
     silence_group,

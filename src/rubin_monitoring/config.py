@@ -116,6 +116,17 @@ def parse_positive_int(text: str) -> int:
     return value
 
 
+def parse_shard_duration(text: str) -> int | None:
+    """``auto`` (None: half the retention, see :func:`auto_shard_group_seconds`), or a
+    duration of at least 1h, in seconds."""
+    if text.strip().lower() == "auto":
+        return None
+    seconds = parse_duration(text.strip())
+    if seconds < 3600:
+        raise ValueError(f"{text!r} is shorter than InfluxDB's minimum shard-group duration of 1h")
+    return seconds
+
+
 def parse_percent(text: str) -> int:
     """A whole percentage from 1 to 100."""
     value = parse_positive_int(text.strip().removesuffix("%"))
@@ -412,6 +423,15 @@ BUCKETS = (
         "7d",
         "Retention of application buckets (e.g. 7d, 30d, inf).",
     ),
+    _spec(
+        "bucket_shard_duration",
+        "BUCKET_SHARD_DURATION",
+        parse_shard_duration,
+        "auto",
+        "Span of each shard group of the buckets: auto (half the retention, 1h to 30d) or a "
+        "duration of at least 1h and at most the retention. Fewer, longer shards cost less "
+        "memory and fewer files; data stays up to retention + this before it is dropped.",
+    ),
 )
 TASKS = (
     _spec(
@@ -541,6 +561,16 @@ DASHBOARDS = (
         "shipped with the toolkit).",
     ),
 )
+SCRAPE = (
+    _spec(
+        "scrape_catalog",
+        "SCRAPE_CATALOG",
+        parse_nonempty,
+        None,
+        "YAML file of scrape-catalog entries that add to or replace the shipped ones "
+        "(telegraf-config).",
+    ),
+)
 SPECS: tuple[SettingSpec, ...] = (
     *COMMON,
     *INFLUXDB,
@@ -550,6 +580,7 @@ SPECS: tuple[SettingSpec, ...] = (
     *TASKS,
     *NOTIFIER,
     *DASHBOARDS,
+    *SCRAPE,
 )
 
 
@@ -615,6 +646,10 @@ class Settings:
     """dashboardmaker's template files; None: the packaged ``dashboards/``."""
     prune_max_share: int = 50
     """The largest percentage of owned buckets one PRUNE run may delete."""
+    bucket_shard_seconds: int | None = None
+    """The buckets' shard-group duration; None: half the retention (``auto``)."""
+    scrape_catalog: str | None = None
+    """telegraf-config's user catalog file (``SCRAPE_CATALOG``); None: the shipped one only."""
 
     @property
     def dry_run(self) -> bool:
@@ -653,6 +688,7 @@ def _group(values: Mapping[str, Any]) -> Settings:
         bucket_retention=values["bucket_retention"],
         recreate_buckets=values["recreate_buckets"],
         prune_max_share=values["prune_max_share"],
+        bucket_shard_seconds=values["bucket_shard_duration"],
         checks=CheckSettings(
             checks=values["checks"],
             every=values["check_every"],
@@ -676,6 +712,7 @@ def _group(values: Mapping[str, Any]) -> Settings:
         ),
         lease=LeaseSettings(ttl_seconds=values["lease_ttl"], wait_seconds=values["lease_wait"]),
         dashboards_dir=values["dashboards_dir"],
+        scrape_catalog=values["scrape_catalog"],
     )
 
 

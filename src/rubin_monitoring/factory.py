@@ -14,10 +14,12 @@ from types import TracebackType
 from influxdb_client.client.influxdb_client import InfluxDBClient
 
 from .config import InfluxDBSettings, Settings
+from .durations import format_duration
 from .exceptions import ConfigError
 from .models.alerts import NotifierReport, Route
 from .models.inventory import Inventory
 from .services.buckets import BucketMaker
+from .services.catalog import read_catalog
 from .services.dashboards import DashboardMaker
 from .services.dbrps import BucketMapper
 from .services.heartbeat import heartbeat
@@ -175,12 +177,19 @@ class Factory:
 
     def bucketmaker(self) -> BucketMaker:
         """bucketmaker for the repository's inventory and the bucket settings."""
+        retention, shard = self.settings.bucket_retention, self.settings.bucket_shard_seconds
+        if shard is not None and retention and shard > retention:
+            raise ConfigError(
+                f"BUCKET_SHARD_DURATION ({format_duration(shard)}) is longer than "
+                f"BUCKET_RETENTION ({format_duration(retention)}): InfluxDB refuses it"
+            )
         return BucketMaker(
             self.influxdb_store(),
             self.inventory(),
             self.settings.bucket_retention,
             recreate=self.settings.recreate_buckets,
             prune_max_share=self.settings.prune_max_share,
+            shard_group_seconds=shard,
         )
 
     def bucketmapper(self) -> BucketMapper:
@@ -229,8 +238,11 @@ class Factory:
         secret_name: str,
     ) -> TelegrafConfig:
         """The Telegraf configuration (or manifests) of one environment's cluster, from the
-        repository and INFLUXDB_URL/INFLUXDB_ORG; no token is read or written."""
+        repository, the scrape catalog (shipped, and SCRAPE_CATALOG's) and
+        INFLUXDB_URL/INFLUXDB_ORG; no token is read or written. The catalog is read and
+        checked before the repository is fetched."""
         influxdb = self.influxdb
+        catalog = read_catalog(self.settings.scrape_catalog)
         return render_telegraf(
             self.inventory(),
             environment,
@@ -240,6 +252,7 @@ class Factory:
             namespace=namespace,
             image=image,
             secret_name=secret_name,
+            catalog=catalog,
         )
 
     def run_notifier(self) -> NotifierReport:

@@ -364,3 +364,39 @@ def test_unknown_org_exits_2(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     run = run_cli(["bucketmapper"], env)
     assert run.exit_code == 2
     assert "INFLUXDB_ORG" in one_error_line(run)
+
+
+def shard_groups(org: OrgUnderTest) -> dict[str, int]:
+    return {
+        name: bucket["retentionRules"][0]["shardGroupDurationSeconds"]
+        for name, bucket in buckets(org).items()
+    }
+
+
+def test_shard_groups_follow_the_setting_in_place(org: OrgUnderTest, repo: PhalanxRepo) -> None:
+    """BUCKET_SHARD_DURATION (auto: half the retention) on new buckets, and in place on existing
+    ones: an installation made with InfluxDB's default (1d for 7d) is PATCHed, IDs kept."""
+    made, _ = reconcile(org, repo, BUCKET_SHARD_DURATION="1d")
+    assert made.exit_code == 0, made.stderr
+    assert shard_groups(org)["argocd"] == 86400
+    assert shard_groups(org)["multiapp_"] == 3600  # a 1h bucket cannot have longer ones
+    before = {name: bucket["id"] for name, bucket in buckets(org).items()}
+
+    made, _ = reconcile(org, repo)
+    assert made.exit_code == 0, made.stderr
+    updated = {c["name"]: c["reason"] for c in made.changes if c["action"] == "update"}
+    assert updated["argocd"] == "shard groups 1d -> 3d12h"
+    assert "multiapp_" not in updated
+    assert shard_groups(org)["argocd"] == 84 * 3600
+    assert {name: bucket["id"] for name, bucket in buckets(org).items()} == before
+    again, _ = reconcile(org, repo)
+    assert again.changes == []
+
+
+def test_shard_groups_longer_than_the_retention_are_refused(
+    org: OrgUnderTest, repo: PhalanxRepo
+) -> None:
+    made, _ = reconcile(org, repo, BUCKET_SHARD_DURATION="30d")
+    assert made.exit_code == 2
+    assert "BUCKET_SHARD_DURATION (4w2d) is longer than BUCKET_RETENTION (1w)" in made.stderr
+    assert buckets(org) == {}

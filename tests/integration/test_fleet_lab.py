@@ -32,7 +32,7 @@ import pytest
 import tomli_w
 import yaml
 from support.cli import run_cli
-from support.kubeapi import KubeAPI
+from support.kubeapi import KubeAPI, write_kubeconfig
 from support.orgs import OrgUnderTest
 from support.telegraf import run_telegraf_once
 
@@ -133,6 +133,7 @@ PLURALS = {
     "ClusterRole": "clusterroles",
     "ClusterRoleBinding": "clusterrolebindings",
     "DaemonSet": "daemonsets",
+    "Deployment": "deployments",
 }
 
 
@@ -229,6 +230,9 @@ def lab_config(generated: str, kube: KubeAPI, token_file: Path, kubelet_url: str
     (kubelet_input,) = config["inputs"]["kubernetes"]
     kubelet_input.update(url=kubelet_url, bearer_token=str(token_file))
     del kubelet_input["tls_ca"]  # the stand-in speaks plain HTTP
+    kubeconfig = write_kubeconfig(kube, token_file, token_file.with_name("kubeconfig"))
+    for scrape in config["inputs"].get("prometheus", []):
+        scrape["kube_config"] = str(kubeconfig)
     return tomli_w.dumps(config)
 
 
@@ -295,6 +299,10 @@ def tag_keys_in(org: OrgUnderTest, bucket: str) -> set[str]:
 def test_generated_manifests_pass_strict_server_side_validation(
     kube_api: KubeAPI, org: OrgUnderTest, phalanx: PhalanxRepo
 ) -> None:
+    """Telegraf's and kube-state-metrics' objects, dry-run created with strict field validation
+    in a namespace enforcing the restricted Pod Security Standard: no warning for the
+    DaemonSet and the Deployment (admission only warns for workloads), and their pods, which
+    admission enforces it on, accepted."""
     phalanx.set_apps(DEFAULTS, ENVIRONMENTS)
     namespace = f"monitoring-{uuid.uuid4().hex[:6]}"
     env = org.env(PHALANX_REPO=phalanx.url)
@@ -305,19 +313,54 @@ def test_generated_manifests_pass_strict_server_side_validation(
     )  # fmt: skip
     assert run.exit_code == 0, run.stderr
     documents = list(yaml.safe_load_all(run.stdout))
-    create_namespace(kube_api, namespace)
+    assert [doc["kind"] for doc in documents].count("Deployment") == 1
+    levels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn")}
+    metadata = {"name": namespace, "labels": levels}
+    response = create(kube_api, {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata})
+    assert response.status_code == 201, response.text
     for document in documents:
         response = create(kube_api, document, dryRun="All", fieldValidation="Strict")
         assert response.status_code == 201, (document["kind"], response.text)
         assert not response.headers.get("Warning"), response.headers.get("Warning")
+        if document["kind"] in ("DaemonSet", "Deployment"):
+            template = document["spec"]["template"]
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {**template["metadata"], "name": document["metadata"]["name"]},
+                "spec": template["spec"],
+            }
+            response = kube_api.client.post(
+                f"/api/v1/namespaces/{namespace}/pods",
+                json=pod,
+                params={"dryRun": "All", "fieldValidation": "Strict"},
+            )
+            assert response.status_code == 201, (document["kind"], response.text)
+            assert not response.headers.get("Warning"), response.headers.get("Warning")
     # A dry run stores nothing.
     for document in documents:
         name = document["metadata"]["name"]
         assert kube_api.client.get(f"{collection(document)}/{name}").status_code == 404
-    # Strict validation is on: an unknown field is refused.
-    broken = {**documents[-1], "spec": {**documents[-1]["spec"], "replicas": 2}}
+    # Strict validation is on: an unknown field is refused; so is a pod the restricted level
+    # forbids (the control: the DaemonSet's pod, allowed to escalate privileges).
+    daemonset = next(doc for doc in documents if doc["kind"] == "DaemonSet")
+    broken = {**daemonset, "spec": {**daemonset["spec"], "replicas": 2}}
     response = create(kube_api, broken, dryRun="All", fieldValidation="Strict")
     assert response.status_code == 400 and "replicas" in response.text
+    template = daemonset["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    escalating = {**container, "securityContext": {**container["securityContext"],
+                                                   "allowPrivilegeEscalation": True}}  # fmt: skip
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "escalating", "namespace": namespace},
+        "spec": {**template["spec"], "containers": [escalating]},
+    }
+    response = kube_api.client.post(
+        f"/api/v1/namespaces/{namespace}/pods", json=pod, params={"dryRun": "All"}
+    )
+    assert response.status_code == 403 and "allowPrivilegeEscalation" in response.text
 
 
 def test_fleet_lab_from_pods_to_slack(

@@ -100,7 +100,34 @@ def routes(text: str) -> Callable[[PhalanxRepo, Path], dict[str, str]]:
     return setup
 
 
+def catalog(text: str) -> Callable[[PhalanxRepo, Path], dict[str, str]]:
+    def setup(repo: PhalanxRepo, tmp: Path) -> dict[str, str]:
+        good_repo(repo)
+        path = tmp / "catalog.yaml"
+        path.write_text(text)
+        return {"SCRAPE_CATALOG": str(path)}
+
+    return setup
+
+
 CASES = [
+    Hostile(
+        "catalog-with-a-reference",
+        ("telegraf-config",),
+        2,
+        "entries[0].path",
+        catalog(
+            "entries:\n  - application: argocd\n    component: x\n    selector: app=x\n"
+            "    port: 80\n    path: /m/${INFLUX_TOKEN}\n"
+        ),
+    ),
+    Hostile(
+        "nested-catalog",
+        ("telegraf-config",),
+        2,
+        "nested too deeply",
+        catalog("entries: " + "[" * 60_000 + "]" * 60_000 + "\n"),
+    ),
     Hostile(
         "nested-yaml",
         REPO_JOBS,

@@ -32,6 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import yaml
+
+from support.binaries import cache_root, cached_binary, require_binary
 
 __all__ = [
     "KINE_VERSION",
@@ -41,6 +44,7 @@ __all__ = [
     "apiserver_binary",
     "kube_api_server",
     "storage_binary",
+    "write_kubeconfig",
 ]
 
 KUBERNETES_VERSION = "1.36.3"
@@ -63,20 +67,9 @@ class KubeAPI:
     client: httpx.Client
 
 
-def _cache_root() -> Path:
-    root = os.environ.get("RUBIN_MONITORING_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rubin-monitoring"
-    )
-    return Path(root)
-
-
 def apiserver_binary() -> Path | None:
     """``$KUBE_APISERVER_BIN``, else the cached build of ``scripts/provision-kube``, else None."""
-    explicit = os.environ.get("KUBE_APISERVER_BIN")
-    if explicit:
-        return Path(explicit)
-    path = _cache_root() / f"kube-{KUBERNETES_VERSION}" / "kube-apiserver"
-    return path if path.exists() else None
+    return cached_binary("KUBE_APISERVER_BIN", f"kube-{KUBERNETES_VERSION}/kube-apiserver")
 
 
 def storage_binary() -> Path | None:
@@ -87,17 +80,13 @@ def storage_binary() -> Path | None:
     etcd = shutil.which("etcd")
     if etcd is not None:
         return Path(etcd)
-    kine = _cache_root() / f"kine-{KINE_VERSION}" / "kine"
+    kine = cache_root() / f"kine-{KINE_VERSION}" / "kine"
     return kine if kine.exists() else None
 
 
 def _require(binary: Path | None, what: str) -> Path:
     hint = "run scripts/provision-kube, or set KUBE_APISERVER_BIN and ETCD_BIN"
-    if binary is None:
-        raise KubeUnavailable(f"no {what} binary ({hint})")
-    if not os.access(binary, os.X_OK):
-        raise KubeUnavailable(f"{what} binary {binary} is missing or not executable ({hint})")
-    return binary
+    return require_binary(binary, what, hint, KubeUnavailable)
 
 
 def _free_port() -> int:
@@ -305,3 +294,26 @@ def kube_api_server(*, ready_timeout: float = 180) -> Iterator[KubeAPI]:
             yield KubeAPI(url=url, token=token, ca_file=ca_file, client=client)
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+def write_kubeconfig(kube: KubeAPI, token_file: Path, path: Path) -> Path:
+    """Write a kubeconfig at ``path`` (mode 0600) that reaches the lab API server with its CA
+    and the bearer token in ``token_file`` (as a pod's in-cluster configuration would), and
+    return ``path``. For programs that take a kubeconfig where a cluster gives them their
+    service account (Telegraf's ``kube_config``)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "lab",
+                "cluster": {"server": kube.url, "certificate-authority": str(kube.ca_file)},
+            }
+        ],
+        "users": [{"name": "lab", "user": {"tokenFile": str(token_file)}}],
+        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "lab"}}],
+        "current-context": "lab",
+    }
+    path.touch(mode=0o600)
+    path.write_text(yaml.safe_dump(config))
+    return path

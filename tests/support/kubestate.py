@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 
 from rubin_monitoring.models.metrics import ksm_arguments, ksm_rbac_rules
+from support.binaries import cached_binary, require_binary
 from support.kubeapi import KubeAPI
 
 __all__ = [
@@ -57,33 +58,17 @@ class KubeStateMetricsUnavailable(Exception):
     """No kube-state-metrics binary: the reason says what to do."""
 
 
-def _cache_root() -> Path:
-    root = os.environ.get("RUBIN_MONITORING_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rubin-monitoring"
-    )
-    return Path(root)
-
-
 def kube_state_metrics_binary() -> Path | None:
     """``$KUBE_STATE_METRICS_BIN``, else the cached build of the provision script, else None."""
-    explicit = os.environ.get("KUBE_STATE_METRICS_BIN")
-    if explicit:
-        return Path(explicit)
-    path = _cache_root() / f"kube-state-metrics-{KSM_VERSION}" / "kube-state-metrics"
-    return path if path.exists() else None
+    relative = f"kube-state-metrics-{KSM_VERSION}/kube-state-metrics"
+    return cached_binary("KUBE_STATE_METRICS_BIN", relative)
 
 
 def require_kube_state_metrics() -> Path:
     """The kube-state-metrics binary, or :class:`KubeStateMetricsUnavailable` saying how."""
-    binary = kube_state_metrics_binary()
     hint = "run scripts/provision-kube-state-metrics or set KUBE_STATE_METRICS_BIN"
-    if binary is None:
-        raise KubeStateMetricsUnavailable(f"no kube-state-metrics binary ({hint})")
-    if not os.access(binary, os.X_OK):
-        raise KubeStateMetricsUnavailable(
-            f"kube-state-metrics binary {binary} is missing or not executable ({hint})"
-        )
-    return binary
+    binary = kube_state_metrics_binary()
+    return require_binary(binary, "kube-state-metrics", hint, KubeStateMetricsUnavailable)
 
 
 @dataclass(frozen=True)
@@ -271,12 +256,16 @@ def kube_state_metrics(
     *,
     arguments: Sequence[str] | None = None,
     start_timeout: float = 60,
+    host: str = "127.0.0.1",
+    port: int | None = None,
 ) -> Iterator[KubeStateMetrics]:
     """Run kube-state-metrics against ``kube`` as the holder of ``token`` until the block ends.
 
     ``arguments`` default to :func:`ksm_arguments` (``--resources``, ``--metric-allowlist``).
-    Waits until ``/livez`` answers 200 (it asks the API server's ``/livez`` with the token);
-    its stores fill from their informers' first list right after. Raises
+    It serves ``/metrics`` on ``host`` and ``port`` (default: a free one; a pod's address and
+    the catalog's port when Telegraf discovers it as a pod). Waits until ``/livez`` answers
+    200 (it asks the API server's ``/livez`` with the token); its stores fill from their
+    informers' first list right after. Raises
     :class:`KubeStateMetricsUnavailable` when there is no binary, ``RuntimeError`` with its log
     when it exits or does not answer in ``start_timeout`` seconds.
     """
@@ -289,11 +278,11 @@ def kube_state_metrics(
         kubeconfig = work_dir / "kubeconfig"
         kubeconfig.touch(mode=0o600)
         kubeconfig.write_text(json.dumps(_kubeconfig(kube, token_file)))
-        port, telemetry_port = _free_port(), _free_port()
+        port, telemetry_port = port or _free_port(), _free_port()
         command = [
             str(binary),
             f"--kubeconfig={kubeconfig}",
-            "--host=127.0.0.1",
+            f"--host={host}",
             f"--port={port}",
             "--telemetry-host=127.0.0.1",
             f"--telemetry-port={telemetry_port}",
@@ -307,7 +296,7 @@ def kube_state_metrics(
                 command, cwd=work_dir, env=env, stdout=log, stderr=subprocess.STDOUT
             )
         try:
-            url = f"http://127.0.0.1:{port}"
+            url = f"http://{host}:{port}"
             deadline = started + start_timeout
             while True:
                 if process.poll() is not None:

@@ -12,6 +12,8 @@ from support.cli import run_cli
 
 from rubin_monitoring.exceptions import ConfigError
 from rubin_monitoring.models.inventory import Environment, Inventory, InventoryProblem
+from rubin_monitoring.models.metrics import ksm_arguments, ksm_rbac_rules
+from rubin_monitoring.services.catalog import read_catalog
 from rubin_monitoring.services.telegraf import (
     RBAC_RULES,
     config_text,
@@ -58,24 +60,33 @@ def test_config_tags_the_cluster_and_reads_both_kubernetes_inputs() -> None:
     }
     (kubelet,) = config["inputs"]["kubernetes"]
     assert kubelet["url"] == "https://${NODE_NAME}:10250"
-    assert set(config["inputs"]) == {"kube_inventory", "kubernetes"}
+    # And the applications' Prometheus endpoints (tests/unit/test_scrape.py).
+    assert set(config["inputs"]) == {"kube_inventory", "kubernetes", "prometheus"}
+    assert config["agent"]["always_include_global_tags"] is True
 
 
 def test_points_are_routed_to_their_applications_buckets_only() -> None:
     config = tomllib.loads(rendered())
     (strings,) = config["processors"]["strings"]
-    assert strings == {"replace": [{"tag": "namespace", "dest": "bucket", "old": "-", "new": "_"}]}
+    # The namespace tag, then (scraped series routed by their pod) the pod's namespace.
+    assert strings == {
+        "replace": [
+            {"tag": "namespace", "dest": "rubin_monitoring_bucket", "old": "-", "new": "_"},
+            {"tag": "pod_namespace", "dest": "rubin_monitoring_bucket", "old": "-", "new": "_"},
+        ]
+    }
     (output,) = config["outputs"]["influxdb_v2"]
     assert output == {
         "urls": [URL],
         "token": "${INFLUX_TOKEN}",
         "organization": "rubin",
-        "bucket_tag": "bucket",
+        "bucket_tag": "rubin_monitoring_bucket",
         "exclude_bucket_tag": True,
-        # Only this environment's applications (not summit's sasquatch; not the rejected one),
-        # and every point that passes has the namespace tag, hence the bucket tag: no default
-        # bucket (the output has none) is ever written.
-        "tagpass": {"namespace": ["argocd", "mobu", "times-square"]},
+        # Only this environment's applications' buckets (not summit's sasquatch; not the
+        # rejected one): a point without the routing tag does not pass, so no default bucket
+        # (the output has none) is ever written.
+        "tagpass": {"rubin_monitoring_bucket": ["argocd", "mobu", "times_square"]},
+        "tagexclude": ["pod_namespace"],
     }
     assert "bucket" not in output
     assert routed_buckets(["times-square", "mobu"]) == {
@@ -94,7 +105,8 @@ def test_the_token_stays_an_environment_reference() -> None:
 def test_environments_differ_only_in_what_they_enable() -> None:
     summit = tomllib.loads(rendered("summit"))
     assert summit["global_tags"] == {"cluster": "summit"}
-    assert summit["outputs"]["influxdb_v2"][0]["tagpass"] == {"namespace": ["argocd", "sasquatch"]}
+    tagpass = summit["outputs"]["influxdb_v2"][0]["tagpass"]
+    assert tagpass == {"rubin_monitoring_bucket": ["argocd", "sasquatch"]}
 
 
 def test_unknown_environment_names_the_known_ones() -> None:
@@ -117,8 +129,13 @@ def test_config_text_round_trips() -> None:
     assert tomllib.loads(config_text(config)) == config
 
 
-def by_kind(text: str) -> dict[str, dict[str, Any]]:
-    return {doc["kind"]: doc for doc in yaml.safe_load_all(text)}
+def by_kind(text: str, app: str = "telegraf") -> dict[str, dict[str, Any]]:
+    """The objects of one application (``app.kubernetes.io/name``) by kind."""
+    return {
+        doc["kind"]: doc
+        for doc in yaml.safe_load_all(text)
+        if doc["metadata"]["labels"]["app.kubernetes.io/name"] == app
+    }
 
 
 def test_manifests_run_the_config_on_every_node() -> None:
@@ -157,6 +174,33 @@ def test_manifests_run_the_config_on_every_node() -> None:
     }
     assert telegraf_secret_key("idfdev") == "telegraf-idfdev-token"
     assert pod["volumes"] == [{"name": "config", "configMap": {"name": "telegraf"}}]
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_manifests_run_kube_state_metrics_with_least_rbac_next_to_telegraf() -> None:
+    text = rendered(output_format="manifests", namespace="telemetry")
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(text)]
+    assert kinds[5:] == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"]
+    docs = by_kind(text, "kube-state-metrics")
+    assert docs["ClusterRole"]["rules"] == ksm_rbac_rules()
+    assert docs["ClusterRole"]["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["batch"], "resources": ["cronjobs", "jobs"], "verbs": ["list", "watch"]},
+    ]
+    assert docs["ClusterRoleBinding"]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "kube-state-metrics", "namespace": "telemetry"}
+    ]
+    deployment = docs["Deployment"]
+    assert deployment["metadata"]["namespace"] == "telemetry"
+    assert deployment["spec"]["replicas"] == 1
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] == "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.16.0"
+    assert container["args"] == ["--port=8080", "--telemetry-port=8081", *ksm_arguments()]
+    # The catalog's entry finds this pod: its label, Telegraf's namespace, its port.
+    (entry,) = [e for e in read_catalog() if e.application == "kube-state-metrics"]
+    assert entry.selector.matches(pod["metadata"]["labels"])
+    assert entry.port == 8080 and entry.with_telegraf
 
 
 def test_cli_prints_config_and_refuses_unknown_environments(tmp_path: Path) -> None:
@@ -166,7 +210,9 @@ def test_cli_prints_config_and_refuses_unknown_environments(tmp_path: Path) -> N
     assert run.exit_code == 0, run.stderr
     config = tomllib.loads(run.stdout)
     assert config["global_tags"] == {"cluster": "idfdev"}
-    assert "times-square" in config["outputs"]["influxdb_v2"][0]["tagpass"]["namespace"]
+    assert (
+        "times_square" in config["outputs"]["influxdb_v2"][0]["tagpass"]["rubin_monitoring_bucket"]
+    )
 
     manifests = run_cli(
         ["telegraf-config", "--environment", "idfdev", "--format", "manifests"], env

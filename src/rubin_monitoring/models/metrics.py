@@ -1,26 +1,154 @@
-"""Names of the Prometheus-format metrics the toolkit reads, and how they are produced.
+"""The one source of truth for the names of what the collectors write and the checks and
+dashboards read: measurements, fields and tags.
 
-kube-state-metrics part: the resources kube-state-metrics (v2.16.0) watches, the metrics it is
-allowed to expose, and the least RBAC it needs for that. The generated manifests (its Deployment's
-``--resources`` and ``--metric-allowlist`` arguments, its ClusterRole) and the lab test that runs
-the real kube-state-metrics take these same values, so what the checks read is what is deployed.
+Two families of data reach the application buckets:
+
+- Telegraf's Kubernetes inputs (``inputs.kube_inventory``, ``inputs.kubernetes``) write
+  measurement :data:`KUBERNETES_POD_CONTAINER` with their own field and tag names;
+- every Prometheus-format series, however it arrives (Telegraf's ``inputs.prometheus`` with
+  ``metric_version = 2``, or a remote-write receiver renamed to it), lands in measurement
+  :data:`PROMETHEUS`: one field per metric name (a histogram as ``<name>_bucket`` with tag
+  ``le``, ``<name>_sum`` and ``<name>_count``), the series' own labels as tags, plus the
+  global tag :data:`CLUSTER`.
+
+Checks and dashboards may rely on the series' own labels and on :data:`CLUSTER`, never on the
+tags only the scrape path adds (:data:`SCRAPE_ONLY_TAGS`): a remote-written series has none.
+
+The metric names below are those of the pinned versions cited next to each group; the recorded
+expositions under ``tests/integration/data/exposition/`` hold them, and tests compare the two,
+so a renamed metric breaks a test, not a chart.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = [
-    "KSM_CRONJOB_METRICS",
-    "KSM_JOB_METRICS",
-    "KSM_METRICS",
-    "KSM_METRIC_ALLOWLIST",
-    "KSM_POD_METRICS",
-    "KSM_RESOURCES",
-    "KSM_RESOURCE_API_GROUPS",
-    "ksm_arguments",
-    "ksm_rbac_rules",
-]
+# Measurements.
+
+PROMETHEUS: Final = "prometheus"
+"""Every Prometheus-format series (``inputs.prometheus``, ``metric_version = 2``)."""
+KUBERNETES_POD_CONTAINER: Final = "kubernetes_pod_container"
+"""Per container: ``inputs.kubernetes`` (usage) and ``inputs.kube_inventory`` (state, limits)."""
+DISK: Final = "disk"
+"""``inputs.disk`` of the InfluxDB host's Telegraf."""
+HTTP_RESPONSE: Final = "http_response"
+"""``inputs.http_response`` of the probe Telegraf."""
+X509_CERT: Final = "x509_cert"
+"""``inputs.x509_cert`` of the probe Telegraf (and of each cluster's control-plane check)."""
+
+# Tags every point carries, set by the toolkit's configuration, never by the sender.
+
+CLUSTER: Final = "cluster"
+"""The environment's name (``[global_tags]``); a sender's own ``cluster`` label is replaced."""
+NAMESPACE: Final = "namespace"
+"""Kubernetes inputs: the pod's namespace. Prometheus series: the series' OWN ``namespace``
+label, kept as the program wrote it (ingress-nginx: the request's namespace; cert-manager: the
+Certificate's; kube-state-metrics: the object's)."""
+
+# Tags the scrape path adds and a remote-written series lacks: no check may rely on them.
+
+SCRAPE_POD: Final = "pod_name"
+"""The scraped pod's name (pod discovery; kept for series routed by the scraped pod, where it
+tells replicas apart, dropped for those routed by their label)."""
+SCRAPE_POD_NAMESPACE: Final = "pod_namespace"
+"""The scraped pod's namespace, which routes its series (``pod_namespace_label_name``);
+dropped before writing."""
+SCRAPE_ONLY_TAGS: Final = (SCRAPE_POD, SCRAPE_POD_NAMESPACE)
+DROPPED_DISCOVERY_TAGS: Final = ("address", "url")
+"""Tags Telegraf's discovery would add (the pod IP, the scraped URL) that only add
+cardinality: never written."""
+
+# Kubernetes inputs (Telegraf v1.37.2 plugins/inputs/kubernetes, plugins/inputs/kube_inventory).
+
+POD_NAME: Final = "pod_name"
+CONTAINER_NAME: Final = "container_name"
+PHASE: Final = "phase"
+STATE: Final = "state"
+STATE_REASON: Final = "state_reason"
+CPU_USAGE_NANOCORES: Final = "cpu_usage_nanocores"
+MEMORY_WORKING_SET_BYTES: Final = "memory_working_set_bytes"
+RESTARTS_TOTAL: Final = "restarts_total"
+STATE_CODE: Final = "state_code"
+RESOURCE_LIMITS_MILLICPU_UNITS: Final = "resource_limits_millicpu_units"
+RESOURCE_LIMITS_MEMORY_BYTES: Final = "resource_limits_memory_bytes"
+
+# inputs.disk (Telegraf v1.37.2 plugins/inputs/disk): tags host, path.
+
+DISK_USED_PERCENT: Final = "used_percent"
+HOST: Final = "host"
+PATH: Final = "path"
+
+# influxd's own /metrics (InfluxDB 2.7 / 2.10), scraped by the InfluxDB host's Telegraf.
+
+INFLUXD_WRITER_OK_POINTS_SUM: Final = "storage_writer_ok_points_sum"
+INFLUXD_WRITER_DROPPED_POINTS_SUM: Final = "storage_writer_dropped_points_sum"
+INFLUXD_WRITER_ERR_POINTS_SUM: Final = "storage_writer_err_points_sum"
+INFLUXD_SHARD_DISK_SIZE: Final = "storage_shard_disk_size"
+"""Per shard: tags ``bucket`` (the bucket's ID) and ``id`` (the shard)."""
+INFLUXD_BUCKET_ID: Final = "bucket"
+
+# Argo CD v3.4.7, controller/metrics/metrics.go (application controller, port 8082).
+
+ARGOCD_APP_INFO: Final = "argocd_app_info"
+"""Gauge 1 per Application; labels ``namespace`` (the Application object's, ``argocd``),
+``name``, ``project``, ``autosync_enabled``, ``repo``, ``dest_server``, ``dest_namespace``,
+``sync_status`` (Synced, OutOfSync, Unknown), ``health_status`` (Healthy, Progressing,
+Degraded, Suspended, Missing, Unknown), ``operation`` (``sync``, ``delete``, or empty: then no
+tag)."""
+ARGOCD_APP_SYNC_TOTAL: Final = "argocd_app_sync_total"
+"""Counter; labels ``namespace``, ``name``, ``project``, ``dest_server``, ``phase``
+(Succeeded, Failed, Error...), ``dry_run``."""
+ARGOCD_APP_RECONCILE: Final = "argocd_app_reconcile"
+"""Histogram (``_bucket``/``_sum``/``_count``); labels ``namespace``, ``dest_server``."""
+ARGOCD_APP_NAME: Final = "name"
+ARGOCD_HEALTH_STATUS: Final = "health_status"
+ARGOCD_SYNC_STATUS: Final = "sync_status"
+ARGOCD_DEST_NAMESPACE: Final = "dest_namespace"
+
+# ingress-nginx controller-v1.15.1, internal/ingress/metric/collectors/socket.go (port 10254).
+
+NGINX_REQUESTS: Final = "nginx_ingress_controller_requests"
+"""Counter; labels ``status`` (the HTTP code, ``503``), ``method``, ``path``, ``namespace``
+(the request's), ``ingress``, ``service``, ``canary`` (empty unless a canary Ingress, and an
+empty label is no tag), ``host`` (``--metrics-per-host``, on by default), and the constant
+``controller_namespace``, ``controller_class``, ``controller_pod``."""
+NGINX_REQUEST_DURATION: Final = "nginx_ingress_controller_request_duration_seconds"
+"""Histogram of the same labels (fields ``..._bucket`` with ``le``, ``..._sum``, ``..._count``)."""
+NGINX_STATUS: Final = "status"
+NGINX_INGRESS: Final = "ingress"
+NGINX_SERVICE: Final = "service"
+NGINX_HOST: Final = "host"
+
+# JupyterHub 5.4.6, jupyterhub/metrics.py (Nublado's hub, port 8081).
+
+JUPYTERHUB_RUNNING_SERVERS: Final = "jupyterhub_running_servers"
+JUPYTERHUB_TOTAL_USERS: Final = "jupyterhub_total_users"
+JUPYTERHUB_ACTIVE_USERS: Final = "jupyterhub_active_users"
+"""Gauge; label ``period`` (24h, 7d, 30d)."""
+JUPYTERHUB_SPAWN_DURATION: Final = "jupyterhub_server_spawn_duration_seconds"
+"""Histogram; label ``status`` (success, failure, already-pending, throttled,
+too-many-users)."""
+JUPYTERHUB_REQUEST_DURATION: Final = "jupyterhub_request_duration_seconds"
+"""Histogram; labels ``method``, ``handler``, ``code``."""
+
+# cert-manager v1.19.6, internal/collectors/certificate_collector.go (controller, port 9402).
+
+CERTMANAGER_EXPIRATION: Final = "certmanager_certificate_expiration_timestamp_seconds"
+"""Gauge (Unix seconds, 0 before the first issuance); labels ``name``, ``namespace`` (the
+Certificate's), ``issuer_name``, ``issuer_kind``, ``issuer_group``."""
+CERTMANAGER_RENEWAL: Final = "certmanager_certificate_renewal_timestamp_seconds"
+CERTMANAGER_NOT_AFTER: Final = "certmanager_certificate_not_after_timestamp_seconds"
+CERTMANAGER_READY_STATUS: Final = "certmanager_certificate_ready_status"
+"""Gauge 0/1, one series per ``condition`` (True, False, Unknown); labels ``name``,
+``namespace``, ``condition``, ``issuer_name``, ``issuer_kind``, ``issuer_group``."""
+CERTMANAGER_CERTIFICATE: Final = "name"
+CERTMANAGER_CONDITION: Final = "condition"
+
+
+# kube-state-metrics v2.16.0: the resources it watches, the metrics it may expose (each a field
+# of measurement ``prometheus``, its labels as tags), and the least RBAC it needs. The generated
+# manifests (its Deployment's ``--resources`` and ``--metric-allowlist``, its ClusterRole) and
+# the lab test that runs the real kube-state-metrics take these same values.
 
 # The API group of each resource kube-state-metrics watches ("" is the core group).
 KSM_RESOURCE_API_GROUPS: Final[dict[str, str]] = {
@@ -147,3 +275,13 @@ def ksm_rbac_rules() -> list[dict[str, list[str]]]:
         {"apiGroups": [group], "resources": sorted(resources), "verbs": ["list", "watch"]}
         for group, resources in sorted(groups.items())
     ]
+
+
+def field_names() -> dict[str, str]:
+    """Every name above by its constant's name (``{"ARGOCD_APP_INFO": "argocd_app_info"}``),
+    for templates (the Flux checks' Jinja context) and tests."""
+    return {
+        name: value
+        for name, value in globals().items()
+        if name.isupper() and isinstance(value, str)
+    }

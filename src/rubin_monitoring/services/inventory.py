@@ -58,7 +58,7 @@ def shown_name(name: str, limit: int = 40) -> str:
     return shown_text(name, limit)
 
 
-class _Mapping(dict[Any, Any]):
+class YamlMapping(dict[Any, Any]):
     """A YAML mapping that remembers each key's line (1-based) and source text."""
 
     def __init__(self) -> None:
@@ -67,11 +67,17 @@ class _Mapping(dict[Any, Any]):
         self.key_texts: dict[Any, str] = {}
 
     def line(self, key: Any) -> int:
+        """The line of ``key`` (0 if it has none)."""
         return self.key_lines.get(key, 0)
+
+    @property
+    def first_line(self) -> int:
+        """The line of the mapping's first key (0 for an empty mapping)."""
+        return min(self.key_lines.values(), default=0)
 
 
 class _Loader(yaml.SafeLoader):
-    """A SafeLoader whose mappings are :class:`_Mapping` and that refuses duplicate keys."""
+    """A SafeLoader whose mappings are :class:`YamlMapping` and that refuses duplicate keys."""
 
 
 def _key_text(node: yaml.Node) -> str:
@@ -80,7 +86,7 @@ def _key_text(node: yaml.Node) -> str:
     return "<a list>" if isinstance(node, yaml.SequenceNode) else "<a mapping>"
 
 
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _Mapping:
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> YamlMapping:
     first_lines: dict[tuple[type, Any], int] = {}
     for key_node, _ in node.value:  # the keys written here: merged (<<) ones may be overridden
         if key_node.tag == "tag:yaml.org,2002:merge":
@@ -103,7 +109,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _Mapp
             )
         first_lines[identity] = key_node.start_mark.line + 1
     loader.flatten_mapping(node)
-    mapping = _Mapping()
+    mapping = YamlMapping()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         mapping[key] = loader.construct_object(value_node, deep=True)
@@ -144,7 +150,10 @@ def _read_bounded(path: Path, shown: str, max_bytes: int) -> str:
     return content.decode("utf-8")
 
 
-def _load_yaml(path: Path, shown: str, max_bytes: int) -> _Mapping:
+def load_yaml(path: Path, shown: str, max_bytes: int) -> YamlMapping:
+    """The YAML mapping in ``path`` (shown as ``shown`` in messages; at most ``max_bytes``),
+    each mapping remembering its keys' lines; :class:`InventoryError` naming the file and line
+    for invalid YAML or a duplicate key. An empty file is an empty mapping."""
     try:
         data = yaml.load(_read_bounded(path, shown, max_bytes), Loader=_Loader)  # a SafeLoader
     except yaml.MarkedYAMLError as error:
@@ -160,17 +169,17 @@ def _load_yaml(path: Path, shown: str, max_bytes: int) -> _Mapping:
     except (UnicodeDecodeError, OSError) as error:
         raise InventoryError(f"{shown}: cannot read: {type(error).__name__}") from None
     if data is None:
-        return _Mapping()
-    if not isinstance(data, _Mapping):
+        return YamlMapping()
+    if not isinstance(data, YamlMapping):
         raise InventoryError(f"{shown}: expected a mapping at the top level")
     return data
 
 
-def _applications(data: _Mapping, shown: str) -> dict[str, bool]:
+def _applications(data: YamlMapping, shown: str) -> dict[str, bool]:
     apps = data.get("applications")
     if apps is None:
         return {}
-    if not isinstance(apps, _Mapping):
+    if not isinstance(apps, YamlMapping):
         raise InventoryError(
             f"{shown}: line {data.line('applications')}: "
             "field 'applications' must be a mapping of app: true/false"
@@ -214,7 +223,7 @@ def application_problem(application: str) -> str | None:
 
 
 def _environment(
-    data: _Mapping, file_env: str, shown: str, enabled: tuple[str, ...], seen: dict[str, str]
+    data: YamlMapping, file_env: str, shown: str, enabled: tuple[str, ...], seen: dict[str, str]
 ) -> tuple[Environment | None, list[InventoryProblem]]:
     """The environment a values file describes, and its problems: a bad name holds the
     environment back (None), a bad fqdn drops only the fqdn. Wrong types stop the run."""
@@ -256,7 +265,7 @@ def read_inventory(root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) 
     if not defaults_path.is_file():
         raise InventoryError(f"{defaults_shown}: not found; not a Phalanx-style repository")
     defaults = _applications(
-        _load_yaml(defaults_path, defaults_shown, max_file_bytes), defaults_shown
+        load_yaml(defaults_path, defaults_shown, max_file_bytes), defaults_shown
     )
     environments: list[Environment] = []
     problems: list[InventoryProblem] = []
@@ -271,7 +280,7 @@ def read_inventory(root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) 
         if not path.is_file():
             continue
         found_files = True
-        data = _load_yaml(path, shown, max_file_bytes)
+        data = load_yaml(path, shown, max_file_bytes)
         merged = {**defaults, **_applications(data, shown)}
         enabled = tuple(sorted(app for app, on in merged.items() if on))
         environment, env_problems = _environment(data, match["env"], shown, enabled, seen)

@@ -9,15 +9,19 @@ What the configuration does (option names checked against Telegraf v1.37.2's plu
   limited to the pods of this node (``node_name``), so a DaemonSet reports each pod once;
 - ``inputs.kubernetes`` (``cpu_usage_nanocores``, ``memory_working_set_bytes``) from this node's
   kubelet;
-- ``processors.strings`` copies the ``namespace`` tag into a ``bucket`` tag with ``-`` replaced
-  by ``_`` (the bucket convention of :func:`~rubin_monitoring.models.inventory.bucket_name`);
-- ``outputs.influxdb_v2`` writes each point into the bucket its ``bucket`` tag names
+- ``inputs.prometheus``: the scrape catalog's entries of the applications the environment
+  enables, and annotation discovery in their namespaces (:mod:`.scrape`), each pod scraped by
+  the Telegraf of its own node only;
+- ``processors.strings`` computes the routing tag (:data:`~.scrape.ROUTE_TAG`): the point's
+  ``namespace`` tag with ``-`` replaced by ``_`` (the bucket convention of
+  :func:`~rubin_monitoring.models.inventory.bucket_name`), then, for a series scraped from a pod
+  and routed by it, the pod's namespace (``pod_namespace``) instead;
+- ``outputs.influxdb_v2`` writes each point into the bucket its routing tag names
   (``bucket_tag``, the tag itself dropped: ``exclude_bucket_tag``). A point without that tag
   would go to the output's ``bucket`` option (``createBatchesFromTag`` in the plugin), which is
-  left empty; the output's ``tagpass`` lets through only points whose ``namespace`` is an
-  application this environment enables, and every such point has the ``bucket`` tag, so
-  nothing is ever written to a default bucket and nothing outside the enabled applications'
-  buckets is written at all.
+  left empty; the output's ``tagpass`` lets through only points whose routing tag is the bucket
+  of an application this environment enables, so nothing is ever written to a default bucket
+  and nothing outside the enabled applications' buckets is written at all.
 
 The token is never in the file: Telegraf substitutes ``${INFLUX_TOKEN}`` from its environment
 when it loads the configuration.
@@ -34,12 +38,15 @@ import yaml
 
 from ..exceptions import ConfigError
 from ..models.inventory import Environment, Inventory, InventoryProblem, bucket_name
+from ..models.metrics import NAMESPACE, SCRAPE_POD_NAMESPACE
 from ..models.names import one_line, quoted
+from ..models.scrape import ScrapeEntry
+from .kube_state_metrics import ksm_manifests
+from .scrape import NODE_NAME_VARIABLE, ROUTE_TAG, scrape_inputs
 from .telegraf_toml import EnvReference, telegraf_toml
 
 TOKEN_VARIABLE = "INFLUX_TOKEN"
-NODE_NAME_VARIABLE = "NODE_NAME"
-BUCKET_TAG = "bucket"
+BUCKET_TAG = ROUTE_TAG
 DEFAULT_NAMESPACE = "monitoring"
 DEFAULT_IMAGE = "telegraf:1.37.2"
 DEFAULT_INTERVAL = "60s"
@@ -114,9 +121,11 @@ def telegraf_config(
     organization: str,
     *,
     interval: str = DEFAULT_INTERVAL,
+    scrapes: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The configuration as a TOML document (a dict) for the cluster of ``environment``,
-    shipping the points of ``namespaces`` into their applications' buckets.
+    shipping the points of ``namespaces`` into their applications' buckets; ``scrapes`` are
+    its ``inputs.prometheus`` tables (:func:`~.scrape.scrape_inputs`).
 
     The Kubernetes connections are the in-cluster ones of a DaemonSet pod: kube_inventory
     uses the pod's service account (``url`` unset), inputs.kubernetes this node's kubelet
@@ -126,36 +135,40 @@ def telegraf_config(
         raise ConfigError(
             f"environment {quoted(environment)} enables no application: nothing to ship"
         )
+    inputs: dict[str, Any] = {
+        "kube_inventory": [
+            {
+                "namespace": "",
+                "resource_include": ["pods"],
+                "node_name": EnvReference(f"${{{NODE_NAME_VARIABLE}}}"),
+            }
+        ],
+        "kubernetes": [
+            {
+                "url": EnvReference(f"https://${{{NODE_NAME_VARIABLE}}}:10250"),
+                "bearer_token": f"{SERVICE_ACCOUNT_DIR}/token",
+                "tls_ca": f"{SERVICE_ACCOUNT_DIR}/ca.crt",
+            }
+        ],
+    }
+    if scrapes:
+        inputs["prometheus"] = [dict(table) for table in scrapes]
+    replace = [
+        {"tag": tag, "dest": BUCKET_TAG, "old": "-", "new": "_"}
+        for tag in (NAMESPACE, SCRAPE_POD_NAMESPACE)
+    ]
     return {
         "global_tags": {"cluster": environment},
         "agent": {
             "interval": interval,
             "flush_interval": interval,
             "omit_hostname": True,
+            # A scraped series' own `cluster` label is dropped (tagexclude) and ours put back.
+            "always_include_global_tags": True,
         },
-        "inputs": {
-            "kube_inventory": [
-                {
-                    "namespace": "",
-                    "resource_include": ["pods"],
-                    "node_name": EnvReference(f"${{{NODE_NAME_VARIABLE}}}"),
-                }
-            ],
-            "kubernetes": [
-                {
-                    "url": EnvReference(f"https://${{{NODE_NAME_VARIABLE}}}:10250"),
-                    "bearer_token": f"{SERVICE_ACCOUNT_DIR}/token",
-                    "tls_ca": f"{SERVICE_ACCOUNT_DIR}/ca.crt",
-                }
-            ],
-        },
-        "processors": {
-            "strings": [
-                {
-                    "replace": [{"tag": "namespace", "dest": BUCKET_TAG, "old": "-", "new": "_"}],
-                }
-            ],
-        },
+        "inputs": inputs,
+        # In order: the namespace tag, then for series routed by their pod the pod's namespace.
+        "processors": {"strings": [{"replace": replace}]},
         "outputs": {
             "influxdb_v2": [
                 {
@@ -164,7 +177,8 @@ def telegraf_config(
                     "organization": organization,
                     "bucket_tag": BUCKET_TAG,
                     "exclude_bucket_tag": True,
-                    "tagpass": {"namespace": list(namespaces)},
+                    "tagpass": {BUCKET_TAG: sorted({bucket_name(ns) for ns in namespaces})},
+                    "tagexclude": [SCRAPE_POD_NAMESPACE],
                 }
             ],
         },
@@ -276,7 +290,11 @@ def telegraf_manifests(
                     },
                     "spec": {
                         "serviceAccountName": APP_NAME,
-                        "securityContext": {"runAsNonRoot": True, "runAsUser": 999},
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 999,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         "containers": [container],
                         "volumes": [{"name": "config", "configMap": {"name": APP_NAME}}],
                     },
@@ -301,15 +319,22 @@ def render_telegraf(
     namespace: str = DEFAULT_NAMESPACE,
     image: str = DEFAULT_IMAGE,
     secret_name: str,
+    catalog: Sequence[ScrapeEntry] = (),
 ) -> TelegrafConfig:
     """telegraf-config's whole job: the configuration (``output_format`` ``config``) or the
-    manifests (``manifests``) for the environment called ``environment_name``."""
+    manifests (``manifests``: Telegraf's, then kube-state-metrics') for the environment called
+    ``environment_name``, scraping the ``catalog`` entries of the applications it enables."""
     environment = find_environment(inventory, environment_name)
     namespaces = enabled_namespaces(environment, inventory)
-    text = config_text(telegraf_config(environment.name, namespaces, influxdb_url, organization))
+    scrapes = scrape_inputs(catalog, namespaces, telegraf_namespace=namespace)
+    config = telegraf_config(
+        environment.name, namespaces, influxdb_url, organization, scrapes=scrapes
+    )
+    text = config_text(config)
     if output_format == "manifests":
         documents = telegraf_manifests(
             environment.name, text, namespace=namespace, image=image, secret_name=secret_name
         )
+        documents += ksm_manifests(namespace=namespace)
         text = manifests_text(documents)
     return TelegrafConfig(environment.name, output_format, text)
