@@ -22,10 +22,10 @@ from .durations import parse_duration, parse_retention
 from .exceptions import ConfigError
 from .models.changes import ReconcileOptions
 from .models.checks import (
-    BUCKET_CHECKS,
     CHECK_NAMES,
     DEFAULT_CHECKS,
     MAX_THRESHOLD,
+    POD_CHECKS,
     CheckSettings,
     IgnoreRule,
 )
@@ -192,6 +192,28 @@ def parse_threshold(text: str) -> float:
     return value
 
 
+def parse_share(text: str) -> float:
+    """A percentage of a whole: above 0 and at most 100."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"percentage {text!r} is not a number") from None
+    if math.isnan(value) or not 0 < value <= 100:
+        raise ValueError(f"percentage {text!r} must be above 0 and at most 100")
+    return value
+
+
+def parse_rate(text: str) -> float:
+    """A rate per second: a finite number, at least 0."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"rate {text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"rate {text!r} must be a finite number, at least 0")
+    return value
+
+
 def parse_checks(text: str) -> tuple[str, ...]:
     """``"restarts, cpu"`` -> ``("restarts", "cpu")``: known names, duplicates dropped, in order."""
     names: list[str] = []
@@ -224,9 +246,9 @@ def parse_ignore_rules(text: str) -> tuple[IgnoreRule, ...]:
             continue
         check, _, rest = item.rpartition(":") if ":" in item else ("", "", item)
         application, _, pattern = rest.rpartition("/") if "/" in rest else ("", "", rest)
-        if check and check not in BUCKET_CHECKS:
+        if check and check not in POD_CHECKS:
             raise ValueError(
-                f"rule {item!r}: {check!r} is not an application check ({', '.join(BUCKET_CHECKS)})"
+                f"rule {item!r}: {check!r} is not a check of containers ({', '.join(POD_CHECKS)})"
             )
         if application and not _APPLICATION.match(application):
             raise ValueError(f"rule {item!r}: {application!r} is not an application name")
@@ -439,8 +461,10 @@ TASKS = (
         "CHECKS",
         parse_checks,
         DEFAULT_CHECKS,
-        "Comma-separated checks: per application restarts, not_running, cpu, memory; per "
-        "environment silent; for the fleet disk, site_down, tls_expiry.",
+        "Comma-separated checks: per application restarts, not_running, cpu, memory, "
+        "oom_killed, job_failed; over Argo CD's and ingress-nginx's buckets argocd_app, "
+        "http_5xx; per environment silent; for the fleet disk, site_down, tls_expiry, "
+        "cert_expiry.",
     ),
     _spec("check_every", "CHECK_EVERY", parse_interval, "5m", "How often each check task runs."),
     _spec(
@@ -495,6 +519,36 @@ TASKS = (
         parse_interval,
         "30d",
         "How long before a site's certificate expires check tls_expiry alerts.",
+    ),
+    _spec(
+        "argocd_sync_grace",
+        "ARGOCD_SYNC_GRACE",
+        parse_interval,
+        "30m",
+        "How long an Argo CD Application may be out of sync before check argocd_app reports it.",
+    ),
+    _spec(
+        "http_5xx_threshold",
+        "HTTP_5XX_THRESHOLD",
+        parse_share,
+        "5",
+        "Percent of an ingress's requests answered 5xx above which check http_5xx alerts.",
+    ),
+    _spec(
+        "http_5xx_min_rate",
+        "HTTP_5XX_MIN_RATE",
+        parse_rate,
+        "0.2",
+        "Requests per second through an ingress (over CHECK_WINDOW) below which check "
+        "http_5xx does not judge it.",
+    ),
+    _spec(
+        "cert_expiry_warning",
+        "CERT_EXPIRY_WARNING",
+        parse_interval,
+        "21d",
+        "How long before a certificate of a cluster (cert-manager's, the control plane's) "
+        "expires check cert_expiry alerts.",
     ),
 )
 NOTIFIER = (
@@ -699,6 +753,10 @@ def _group(values: Mapping[str, Any]) -> Settings:
             silent_after=values["silent_after"],
             disk_threshold=values["disk_threshold"],
             tls_expiry_warning=values["tls_expiry_warning"],
+            argocd_sync_grace=values["argocd_sync_grace"],
+            http_5xx_threshold=values["http_5xx_threshold"],
+            http_5xx_min_rate=values["http_5xx_min_rate"],
+            cert_expiry_warning=values["cert_expiry_warning"],
             ignore=values["ignore_pods"],
         ),
         notifier=NotifierSettings(

@@ -5,10 +5,12 @@ option task = {name: {{ task_name|flux_string }}, every: {{ every }}, offset: {{
 //
 {% block summary %}{% endblock %}
 //
+{% block input %}
 // Input: Telegraf's kubernetes_pod_container measurement in the application's bucket, written by
 // inputs.kube_inventory (restarts_total, state_code, state_reason; tags phase, state, readiness;
 // resource limits) and inputs.kubernetes (cpu_usage_nanocores, memory_working_set_bytes), with a
 // per-cluster "cluster" tag from Telegraf's global tags.
+{% endblock %}
 // Output: one point per problem in the alert bucket: measurement "alert", tags check,
 // application, cluster, severity, dedup_key, fields message (string) and value (float), at the
 // run's now().

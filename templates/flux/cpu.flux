@@ -14,9 +14,9 @@ usage =
         |> range(start: -{{ window }})
         |> filter(
             fn: (r) =>
-                r._measurement == "kubernetes_pod_container"
+                r._measurement == {{ m.KUBERNETES_POD_CONTAINER|flux_string }}
                     and
-                    (r._field == "cpu_usage_nanocores" or r._field == "resource_limits_millicpu_units"),
+                    (r._field == {{ m.CPU_USAGE_NANOCORES|flux_string }} or r._field == {{ m.RESOURCE_LIMITS_MILLICPU_UNITS|flux_string }}),
         )
         |> group(columns: ["cluster", "namespace", "pod_name", "container_name", "_field"])
         |> mean()
@@ -24,18 +24,18 @@ usage =
         |> pivot(rowKey: ["cluster", "namespace", "pod_name", "container_name"], columnKey: ["_field"], valueColumn: "_value")
 
 // nanocores / (millicores * 1e6) * 100
-value = (r) => r.cpu_usage_nanocores / (r.resource_limits_millicpu_units * 10000.0)
+value = (r) => r.{{ m.CPU_USAGE_NANOCORES }} / (r.{{ m.RESOURCE_LIMITS_MILLICPU_UNITS }} * 10000.0)
 
 findings =
     usage
         |> filter(
             fn: (r) =>
-                exists r.cpu_usage_nanocores and exists r.resource_limits_millicpu_units
+                exists r.{{ m.CPU_USAGE_NANOCORES }} and exists r.{{ m.RESOURCE_LIMITS_MILLICPU_UNITS }}
                     and
-                    r.resource_limits_millicpu_units > 0.0 and value(r: r) > threshold,
+                    r.{{ m.RESOURCE_LIMITS_MILLICPU_UNITS }} > 0.0 and value(r: r) > threshold,
         )
 
 // A percentage with one decimal ("93.4"), the limit in whole millicores.
 problem = (r) =>
-    " used ${string(v: float(v: int(v: value(r: r) * 10.0 + 0.5)) / 10.0)}% of its CPU limit of ${string(v: int(v: r.resource_limits_millicpu_units + 0.5))}m on average over the last ${windowText}."
+    " used ${string(v: float(v: int(v: value(r: r) * 10.0 + 0.5)) / 10.0)}% of its CPU limit of ${string(v: int(v: r.{{ m.RESOURCE_LIMITS_MILLICPU_UNITS }} + 0.5))}m on average over the last ${windowText}."
 {% endblock %}

@@ -10,7 +10,7 @@ threshold = {{ disk_threshold|flux_float }}
 findings =
     from(bucket: {{ host_bucket|flux_string }})
         |> range(start: -{{ window }})
-        |> filter(fn: (r) => r._measurement == "disk" and r._field == "used_percent")
+        |> filter(fn: (r) => r._measurement == {{ m.DISK|flux_string }} and r._field == {{ m.DISK_USED_PERCENT|flux_string }})
         // Same columns in every table before group(), so sort() is safe (Flux 0.196).
         |> map(
             fn: (r) =>

@@ -16,28 +16,28 @@ usage =
         |> range(start: -{{ window }})
         |> filter(
             fn: (r) =>
-                r._measurement == "kubernetes_pod_container"
+                r._measurement == {{ m.KUBERNETES_POD_CONTAINER|flux_string }}
                     and
-                    (r._field == "memory_working_set_bytes" or r._field == "resource_limits_memory_bytes"),
+                    (r._field == {{ m.MEMORY_WORKING_SET_BYTES|flux_string }} or r._field == {{ m.RESOURCE_LIMITS_MEMORY_BYTES|flux_string }}),
         )
         |> group(columns: ["cluster", "namespace", "pod_name", "container_name", "_field"])
         |> mean()
         |> group()
         |> pivot(rowKey: ["cluster", "namespace", "pod_name", "container_name"], columnKey: ["_field"], valueColumn: "_value")
 
-value = (r) => r.memory_working_set_bytes / r.resource_limits_memory_bytes * 100.0
+value = (r) => r.{{ m.MEMORY_WORKING_SET_BYTES }} / r.{{ m.RESOURCE_LIMITS_MEMORY_BYTES }} * 100.0
 
 findings =
     usage
         |> filter(
             fn: (r) =>
-                exists r.memory_working_set_bytes and exists r.resource_limits_memory_bytes
+                exists r.{{ m.MEMORY_WORKING_SET_BYTES }} and exists r.{{ m.RESOURCE_LIMITS_MEMORY_BYTES }}
                     and
-                    r.resource_limits_memory_bytes > 0.0 and value(r: r) > threshold,
+                    r.{{ m.RESOURCE_LIMITS_MEMORY_BYTES }} > 0.0 and value(r: r) > threshold,
         )
 
 // A percentage with one decimal ("93.4"), sizes in whole MiB.
 mebibytes = (v) => string(v: int(v: v / 1048576.0 + 0.5))
 problem = (r) =>
-    " used ${string(v: float(v: int(v: value(r: r) * 10.0 + 0.5)) / 10.0)}% of its memory limit (${mebibytes(v: r.memory_working_set_bytes)} of ${mebibytes(v: r.resource_limits_memory_bytes)} MiB) on average over the last ${windowText}."
+    " used ${string(v: float(v: int(v: value(r: r) * 10.0 + 0.5)) / 10.0)}% of its memory limit (${mebibytes(v: r.{{ m.MEMORY_WORKING_SET_BYTES }})} of ${mebibytes(v: r.{{ m.RESOURCE_LIMITS_MEMORY_BYTES }})} MiB) on average over the last ${windowText}."
 {% endblock %}

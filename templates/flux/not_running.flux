@@ -25,9 +25,9 @@ notRunning =
         |> range(start: -{{ lookback }})
         |> filter(
             fn: (r) =>
-                r._measurement == "kubernetes_pod_container"
+                r._measurement == {{ m.KUBERNETES_POD_CONTAINER|flux_string }}
                     and
-                    (r._field == "state_reason" or r._field == "state_code" and r._value != 0),
+                    (r._field == {{ m.STATE_REASON|flux_string }} or r._field == {{ m.STATE_CODE|flux_string }} and r._value != 0),
         )
 
 // The latest running sample of each container.
@@ -36,7 +36,7 @@ lastRunning =
         |> range(start: -{{ lookback }})
         |> filter(
             fn: (r) =>
-                r._measurement == "kubernetes_pod_container" and r._field == "state_code"
+                r._measurement == {{ m.KUBERNETES_POD_CONTAINER|flux_string }} and r._field == {{ m.STATE_CODE|flux_string }}
                     and
                     r._value == 0,
         )
@@ -57,9 +57,9 @@ samples =
 // The latest sample, and when the container's current run of "starting" samples began. A row
 // with only a reason (no state_code at that time) is not a sample.
 step = (r, accumulator) => {
-    reason = if exists r.state_reason and r.state_reason != "" then r.state_reason else "none"
+    reason = if exists r.{{ m.STATE_REASON }} and r.{{ m.STATE_REASON }} != "" then r.{{ m.STATE_REASON }} else "none"
     kind =
-        if r.state_code == 0 or r.phase == "Succeeded" or r.state_code == 1 and reason == "Completed" then
+        if r.{{ m.STATE_CODE }} == 0 or r.phase == "Succeeded" or r.{{ m.STATE_CODE }} == 1 and reason == "Completed" then
             "ok"
         else if r.phase == "Pending" or reason == "ContainerCreating" or reason == "PodInitializing" then
             "starting"
@@ -67,14 +67,14 @@ step = (r, accumulator) => {
             "broken"
 
     return
-        if not exists r.state_code then
+        if not exists r.{{ m.STATE_CODE }} then
             accumulator
         else
             {
                 latest: r._time,
                 since: if kind == "starting" and accumulator.kind == "starting" then accumulator.since else r._time,
                 kind: kind,
-                code: r.state_code,
+                code: r.{{ m.STATE_CODE }},
                 state: r.state,
                 // What the message shows in parentheses: the reason, else the pod phase.
                 detail: if reason != "none" then reason else if r.phase != "unknown" then r.phase else r.state,

@@ -9,7 +9,7 @@
 counters =
     from(bucket: application)
         |> range(start: -{{ window }})
-        |> filter(fn: (r) => r._measurement == "kubernetes_pod_container" and r._field == "restarts_total")
+        |> filter(fn: (r) => r._measurement == {{ m.KUBERNETES_POD_CONTAINER|flux_string }} and r._field == {{ m.RESTARTS_TOTAL|flux_string }})
         |> keep(columns: ["_time", "_value", "cluster", "namespace", "pod_name", "container_name"])
         |> group(columns: ["cluster", "namespace", "pod_name", "container_name"])
         |> sort(columns: ["_time"])

@@ -9,7 +9,7 @@
 findings =
     from(bucket: {{ probes_bucket|flux_string }})
         |> range(start: -{{ window }})
-        |> filter(fn: (r) => r._measurement == "http_response" and r._field == "result_code")
+        |> filter(fn: (r) => r._measurement == {{ m.HTTP_RESPONSE|flux_string }} and r._field == {{ m.HTTP_RESULT_CODE|flux_string }})
         // Same columns in every table before group(), so sort() is safe (Flux 0.196).
         |> map(
             fn: (r) =>

@@ -11,7 +11,13 @@ warningSeconds = {{ tls_expiry_seconds }}
 findings =
     from(bucket: {{ probes_bucket|flux_string }})
         |> range(start: -{{ window }})
-        |> filter(fn: (r) => r._measurement == "x509_cert" and r._field == "expiry")
+        |> filter(
+            fn: (r) =>
+                r._measurement == {{ m.X509_CERT|flux_string }} and r._field == {{ m.X509_EXPIRY|flux_string }}
+                    and
+                    // The clusters' control planes are check cert_expiry's.
+                    r.{{ m.X509_SOURCE }} != {{ m.CONTROL_PLANE_SOURCE|flux_string }},
+        )
         // Same columns in every table before group(), so sort() is safe (Flux 0.196).
         |> map(
             fn: (r) =>

@@ -1,11 +1,11 @@
 """dashboardmaker on a real InfluxDB: the dashboards under dashboards/ are applied through one
-stack, idempotently, never touching hand-made dashboards; every cell's query and every variable
-query runs and returns rows on Telegraf-shaped data."""
+stack, idempotently, never touching hand-made dashboards. That every cell's query and every
+variable query returns rows on what the real Telegraf writes is test_lab_checks.py's (and
+test_host_telegraf.py's, for the InfluxDB dashboard)."""
 
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,22 +19,11 @@ from support.orgs import OrgUnderTest
 
 from rubin_monitoring.models.dashboards import STACK_NAME
 from rubin_monitoring.testing.faultproxy import Fault, FaultProxy, RequestInfo
-from rubin_monitoring.testing.flux import (
-    create_bucket,
-    line_protocol,
-    pod_container_line,
-    query_rows,
-    write_lines,
-)
 
 pytestmark = pytest.mark.integration
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "dashboards"
 DASHBOARDS = sorted(DASHBOARD_DIR.glob("*.yml"))
-APPLICATION = "mobu"
-CLUSTER = "idfdev"
-INGRESS_BUCKET = "ingress_nginx"
-INFLUXDB_BUCKET = "influxdb_"
 
 
 @contextmanager
@@ -227,134 +216,5 @@ def test_hand_made_variable_of_the_same_name_is_a_conflict_and_untouched(org: Or
     assert "application" in variables(org)
 
 
-# Every query of every dashboard, on Telegraf-shaped data.
-
-
-def container_line(
-    pod: str, fields: dict[str, int], at: float, tags: dict[str, str] | None = None
-) -> str:
-    return pod_container_line(
-        cluster=CLUSTER,
-        namespace=APPLICATION,
-        pod=pod,
-        container="app",
-        fields=fields,
-        timestamp=at,
-        extra_tags=tags,
-    )
-
-
-def write_telegraf_data(org: OrgUnderTest) -> None:
-    """A few minutes of what Telegraf writes for each dashboard (but the InfluxDB one, whose
-    data the real host Telegraf writes in test_host_telegraf.py), and the checks' findings."""
-    for bucket in (APPLICATION, INGRESS_BUCKET, INFLUXDB_BUCKET, "multiapp_", "alerted_"):
-        create_bucket(org, bucket)
-    now = time.time()
-    k8s, ingress, alerts = [], [], []
-    for i in range(6):
-        t = now - 300 + i * 60
-        for pod in ("mobu-1", "mobu-2"):
-            # inputs.kubernetes
-            usage = {"cpu_usage_nanocores": 250_000_000 + i, "memory_working_set_bytes": 10**8}
-            k8s.append(container_line(pod, usage, t))
-            # inputs.kube_inventory
-            inventory = {
-                "restarts_total": i // 2,
-                "state_code": 0,
-                "resource_limits_millicpu_units": 500,
-                "resource_limits_memory_bytes": 2 * 10**8,
-            }
-            tags = {"phase": "Running", "state": "running", "readiness": "ready"}
-            k8s.append(container_line(pod, inventory, t, tags))
-        # inputs.prometheus (metric_version = 2) on ingress-nginx
-        for namespace, status, rate in (("mobu", "200", 5.0), ("mobu", "503", 0.5)):
-            tags = {
-                "cluster": CLUSTER,
-                "namespace": namespace,
-                "status": status,
-                "method": "GET",
-                "ingress": namespace,
-                "controller_pod": "ingress-nginx-controller-1",
-                "url": "http://10.0.0.1:10254/metrics",
-            }
-            value = {"nginx_ingress_controller_requests": rate * 60 * i}
-            ingress.append(line_protocol("prometheus", tags, value, t))
-        # The check tasks' findings in multiapp_
-        finding = {
-            "check": "restarts",
-            "application": APPLICATION,
-            "cluster": CLUSTER,
-            "severity": "warning",
-            "dedup_key": "restarts/idfdev/mobu/mobu-1/app",
-        }
-        fields: dict[str, float | str] = {"value": 1.0, "message": "mobu-1 restarted"}
-        alerts.append(line_protocol("alert", finding, fields, t))
-    write_lines(org, APPLICATION, k8s)
-    write_lines(org, INGRESS_BUCKET, ingress)
-    write_lines(org, "multiapp_", alerts)
-
-
-def constant(name: str) -> str:
-    """The value of the constant variable ``name`` in the dashboard files."""
-    for path in DASHBOARDS:
-        for doc in documents(path):
-            if doc["kind"] == "Variable" and doc["spec"]["name"] == name:
-                return str(doc["spec"]["values"][0])
-    raise AssertionError(f"no variable {name}")
-
-
-def with_variables(query: str) -> str:
-    """``query`` with the dashboard's ``v`` record as literals (imports stay first)."""
-    values = {
-        "application": APPLICATION,
-        "cluster": CLUSTER,
-        "ingress_bucket": constant("ingress_bucket"),
-        "ingress_cluster": CLUSTER,
-        "influxdb_bucket": constant("influxdb_bucket"),
-    }
-    record = ", ".join(f'{key}: "{value}"' for key, value in values.items())
-    v = f"v = {{timeRangeStart: -1h, timeRangeStop: now(), windowPeriod: 1m, {record}}}"
-    lines = query.splitlines()
-    imports = [line for line in lines if line.startswith("import ")]
-    rest = [line for line in lines if not line.startswith("import ")]
-    return "\n".join([*imports, v, *rest])
-
-
-def test_constants_name_the_buckets_telegraf_writes_to() -> None:
-    assert constant("ingress_bucket") == INGRESS_BUCKET
-    assert constant("influxdb_bucket") == INFLUXDB_BUCKET
-
-
-def test_every_query_returns_rows_on_telegraf_data(org: OrgUnderTest) -> None:
-    write_telegraf_data(org)
-    run = dashboardmaker(org)
-    assert run.exit_code == 0, run.stderr
-    assert len(dashboards(org)) == len(desired_names())
-
-    empty = []
-    for path in DASHBOARDS:
-        if path.name == "influxdb.yml":
-            continue  # on what the real host Telegraf writes: test_host_telegraf.py
-        for doc in documents(path):
-            if doc["kind"] != "Dashboard":
-                continue
-            for chart in doc["spec"]["charts"]:
-                for query in chart["queries"]:
-                    rows = query_rows(org, with_variables(query["query"]))
-                    if not rows:
-                        empty.append(f"{path.name}: {chart['name']}")
-    assert empty == []
-
-    found = {}
-    for path in DASHBOARDS:
-        for doc in documents(path):
-            spec = doc["spec"]
-            if doc["kind"] == "Variable" and spec["type"] == "query":
-                rows = query_rows(org, with_variables(spec["query"]))
-                found[spec["name"]] = {row["_value"] for row in rows}
-    assert found == {
-        # influxdb_ is the toolkit's own bucket (ends with _), not an application.
-        "application": {APPLICATION, INGRESS_BUCKET},
-        "cluster": {CLUSTER},
-        "ingress_cluster": {CLUSTER},
-    }
+# Every cell's query of every dashboard returns rows on what the real Telegraf wrote with the
+# generated configuration: test_lab_checks.py (the InfluxDB dashboard: test_host_telegraf.py).

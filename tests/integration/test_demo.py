@@ -31,8 +31,9 @@ def test_demo_prints_the_slack_message_for_the_unhealthy_container() -> None:
         for word in ("`idfdev`", "nublado-hub-6f7c9d-x2b4q", "Container hub", "restarted 3"):
             assert word in message[0]
         assert "1 planned, 0 sent" in done.stdout
-        # 6 buckets x 3 application checks, and silent for each of the 3 environments
-        assert "21 create" in done.stdout
+        # 6 buckets x 4 application checks, argocd_app over Argo CD's bucket, the fleet's
+        # cert_expiry, and silent for each of the 3 environments
+        assert "29 create" in done.stdout
     finally:
         assert stop is not None, done.stdout[-2000:]
         subprocess.run(stop.group(1), shell=True, check=True)

@@ -1,12 +1,15 @@
 """The fleet lab: the whole chain with real programs, from Kubernetes pods to Slack.
 
 A real kube-apiserver holds the namespaces of two environments' applications and their pods,
-whose status is set through the ``/status`` subresource as a kubelet would. bucketmaker,
-bucketmapper, tokenmaker and taskmaker set up a real influxd from a Phalanx-shaped repository.
-A real Telegraf runs the configuration ``telegraf-config`` generated for environment idfdev,
-pointed at the lab (the API server's URL and CA, the token of the ServiceAccount the generated
-manifests create, bound by the generated least RBAC) with idfdev's own Telegraf token. The check
-tasks are forced, and the notifier sends what they found to a Slack stand-in.
+Jobs and CronJobs, whose status is set through the ``/status`` subresource as a kubelet and the
+Job controllers would. bucketmaker, bucketmapper, tokenmaker and taskmaker set up a real influxd
+from a Phalanx-shaped repository. A real Telegraf runs the configuration ``telegraf-config``
+generated for environment idfdev, pointed at the lab (the API server's URL and CA, the token of
+the ServiceAccount the generated manifests create, bound by the generated least RBAC) with
+idfdev's own Telegraf token; it scrapes the real kube-state-metrics, run as the generated
+manifests' ServiceAccount at its pod's address, and reads the control plane's certificate at
+``https://kubernetes.default.svc:443`` through a CONNECT proxy to the lab's API server. The
+check tasks are forced, and the notifier sends what they found to a Slack stand-in.
 
 ``inputs.kubernetes`` needs a kubelet: a local HTTP server answers ``/stats/summary`` with
 ``data/kubelet_stats_summary.json``, the one recorded response in the suite (written by hand in
@@ -16,33 +19,33 @@ and ``/pods`` with the lab's pods.
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-import tomllib
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import tomli_w
 import yaml
 from support.cli import run_cli
+from support.connect_proxy import connect_proxy
+from support.exposition import free_loopback
 from support.kubeapi import KubeAPI, write_kubeconfig
+from support.kubestate import kube_state_metrics
+from support.lab import kubelet_stand_in, lab_config
+from support.labobjects import LabObjects, Termination
 from support.orgs import OrgUnderTest
 from support.telegraf import run_telegraf_once
 
+from rubin_monitoring.models.checks import DEFAULT_CHECKS
 from rubin_monitoring.testing.flux import query_rows, start_run, wait_for_run
 from rubin_monitoring.testing.phalanx import PhalanxRepo
 from rubin_monitoring.testing.slack_server import slack_server
 
 pytestmark = pytest.mark.integration
 
-DATA = Path(__file__).parent / "data"
 NODE = "lab-node"
 ENVIRONMENT = "idfdev"
 # idfdev enables mobu, times-square and nublado; sasquatch only in summit.
@@ -123,7 +126,51 @@ EXPECTED_ALERTS = {
     ),
     "cpu/idfdev/nublado/nublado/hub-0/hub": ("idfdev", "warning", ["hub-0", "hub", "nublado"]),
     "silent/summit/all/cluster": ("summit", "critical", ["Cluster summit sent no data"]),
+    # kube-state-metrics: mobu's worker OOM killed 2 minutes ago, its nightly Job failed.
+    "oom_killed/idfdev/mobu/mobu/mobu-worker-0/worker": (
+        "idfdev",
+        "warning",
+        ["mobu-worker-0", "worker", "mobu", "OOMKilled"],
+    ),
+    "job_failed/idfdev/mobu/mobu/mobu-nightly-29433600": (
+        "idfdev",
+        "warning",
+        ["mobu-nightly-29433600", "mobu", "failed"],
+    ),
+    # The lab API server's certificate is valid for 2 days.
+    "cert_expiry/idfdev/kubernetes/control-plane": (
+        "idfdev",
+        "warning",
+        ["control plane", "https://kubernetes.default.svc:443", "expires in"],
+    ),
 }
+SPARE_NODE = "spare-node"  # where the pods kube-state-metrics reports on run: no kubelet here
+
+
+def batch_problems(objects: LabObjects, namespace: str, now: datetime) -> None:
+    """An OOM kill 2 minutes ago and a failed Job of a CronJob in ``namespace``."""
+    objects.pod(
+        namespace,
+        f"{namespace}-worker-0",
+        container="worker",
+        node=SPARE_NODE,
+        restarts=1,
+        terminated=Termination("OOMKilled", now - timedelta(minutes=2)),
+    )
+    nightly = objects.cronjob(
+        namespace,
+        f"{namespace}-nightly",
+        last_schedule=now - timedelta(hours=1),
+        last_success=now - timedelta(days=1),
+    )
+    objects.job(
+        namespace,
+        f"{namespace}-nightly-29433600",
+        owner=nightly,
+        started=now - timedelta(hours=1),
+        failed=True,
+    )
+
 
 PLURALS = {
     "Namespace": "namespaces",
@@ -164,76 +211,10 @@ def set_status(kube: KubeAPI, namespace: str, name: str, status: dict[str, Any])
     assert response.status_code == 200, response.text
 
 
-@contextmanager
-def kubelet(token: str) -> Iterator[tuple[str, list[str]]]:
-    """The kubelet stand-in: its URL and the Authorization headers it was sent."""
-    summary = (DATA / "kubelet_stats_summary.json").read_bytes()
-    pods = json.dumps(
-        {
-            "kind": "PodList",
-            "apiVersion": "v1",
-            "items": [
-                {
-                    "metadata": {**p["spec"]["metadata"], "namespace": p["namespace"]},
-                    "spec": p["spec"]["spec"],
-                }
-                for p in PODS
-            ],
-        }
-    ).encode()
-    seen: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            seen.append(self.headers.get("Authorization", ""))
-            body = {"/stats/summary": summary, "/pods": pods}.get(self.path)
-            if self.headers.get("Authorization") != f"Bearer {token}":
-                self.send_response(401)
-                self.end_headers()
-                return
-            if body is None:
-                self.send_response(404)
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def cli_ok(args: list[str], env: dict[str, str]) -> Any:
     run = run_cli([*args, "--output", "json"], env)
     assert run.exit_code == 0, run.stderr
     return run.json()
-
-
-def lab_config(generated: str, kube: KubeAPI, token_file: Path, kubelet_url: str) -> str:
-    """The generated configuration, its Kubernetes connections pointed at the lab: the API
-    server's URL and CA (in a cluster: in-cluster config), the kubelet stand-in. Nothing else
-    changes."""
-    config = tomllib.loads(generated)
-    (inventory,) = config["inputs"]["kube_inventory"]
-    inventory.update(url=kube.url, bearer_token=str(token_file), tls_ca=str(kube.ca_file))
-    (kubelet_input,) = config["inputs"]["kubernetes"]
-    kubelet_input.update(url=kubelet_url, bearer_token=str(token_file))
-    del kubelet_input["tls_ca"]  # the stand-in speaks plain HTTP
-    kubeconfig = write_kubeconfig(kube, token_file, token_file.with_name("kubeconfig"))
-    for scrape in config["inputs"].get("prometheus", []):
-        scrape["kube_config"] = str(kubeconfig)
-    return tomli_w.dumps(config)
 
 
 def collect(config: str, env: dict[str, str]) -> None:
@@ -380,7 +361,9 @@ def test_fleet_lab_from_pods_to_slack(
     cli_ok(["bucketmapper"], env)
     tokens = cli_ok(["tokenmaker", "--bot-user", f"bot-{org.name}"], env)["tokens"]
     assert {"telegraf-idfdev", "telegraf-summit", "taskmaker", "notifier"} <= set(tokens)
-    cli_ok(["taskmaker"], {**env, "INFLUXDB_TOKEN": tokens["taskmaker"]})
+    # The default checks, and job_failed (off by default).
+    checks = f"{DEFAULT_CHECKS},job_failed"
+    cli_ok(["taskmaker"], {**env, "INFLUXDB_TOKEN": tokens["taskmaker"], "CHECKS": checks})
 
     # The cluster: the generated manifests' ServiceAccount and least RBAC, applied for real,
     # and the applications' pods, with their status set as a kubelet would.
@@ -390,13 +373,16 @@ def test_fleet_lab_from_pods_to_slack(
     assert manifests.exit_code == 0, manifests.stderr
     documents = list(yaml.safe_load_all(manifests.stdout))
     create_namespace(kube, "monitoring")
-    cluster_scoped = []
-    try:
+    objects = LabObjects(kube)
+    now = datetime.now(UTC).replace(microsecond=0)
+    with ExitStack() as stack:
+        stack.callback(objects.delete_all)
         for document in documents:
             response = create(kube, document)
             assert response.status_code == 201, response.text
             if "namespace" not in document["metadata"]:
-                cluster_scoped.append(f"{collection(document)}/{document['metadata']['name']}")
+                path = f"{collection(document)}/{document['metadata']['name']}"
+                stack.callback(kube.client.delete, path)
         for namespace in ("mobu", "times-square", "nublado", "sasquatch"):
             create_namespace(kube, namespace)
         for item in PODS:
@@ -405,6 +391,26 @@ def test_fleet_lab_from_pods_to_slack(
             )
             assert response.status_code == 201, response.text
             set_status(kube, item["namespace"], item["spec"]["metadata"]["name"], item["status"])
+        # kube-state-metrics as the generated manifests run it, at its pod's address; the same
+        # OOM kill and failed Job in mobu (enabled in idfdev) and sasquatch (not enabled).
+        ksm_ip = free_loopback(8080)
+        objects.pod("monitoring", "kube-state-metrics-6c8d9f7b4-x7z8c", node=NODE,
+                    labels={"app.kubernetes.io/name": "kube-state-metrics"}, ip=ksm_ip)  # fmt: skip
+        ksm_issued = kube.client.post(
+            "/api/v1/namespaces/monitoring/serviceaccounts/kube-state-metrics/token",
+            json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                  "spec": {"expirationSeconds": 3600}},
+        )  # fmt: skip
+        assert ksm_issued.status_code == 201, ksm_issued.text
+        stack.enter_context(
+            kube_state_metrics(kube, ksm_issued.json()["status"]["token"], host=ksm_ip, port=8080)
+        )
+        for namespace in ("mobu", "sasquatch"):
+            batch_problems(objects, namespace, now)
+        api_port = int(kube.url.rsplit(":", 1)[1])
+        proxy = stack.enter_context(
+            connect_proxy({"kubernetes.default.svc:443": ("127.0.0.1", api_port)})
+        )
         issued = kube.client.post(
             "/api/v1/namespaces/monitoring/serviceaccounts/telegraf/token",
             json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
@@ -419,8 +425,15 @@ def test_fleet_lab_from_pods_to_slack(
         generated = run_cli(["telegraf-config", "--environment", ENVIRONMENT], env)
         assert generated.exit_code == 0, generated.stderr
         assert tokens["telegraf-idfdev"] not in generated.stdout
-        with kubelet(service_account_token) as (kubelet_url, kubelet_calls):
-            config = lab_config(generated.stdout, kube, token_file, kubelet_url)
+        listed = [
+            {"metadata": {**p["spec"]["metadata"], "namespace": p["namespace"]},
+             "spec": p["spec"]["spec"]}
+            for p in PODS
+        ]  # fmt: skip
+        with kubelet_stand_in(service_account_token, listed) as kubelet:
+            kubeconfig = write_kubeconfig(kube, token_file, tmp_path / "kubeconfig")
+            config = lab_config(generated.stdout, kube, token_file, kubeconfig,
+                                kubelet=kubelet.url, proxy=proxy.url)  # fmt: skip
             telegraf_env = {"INFLUX_TOKEN": tokens["telegraf-idfdev"], "NODE_NAME": NODE}
             collect(config, telegraf_env)
             # mobu's container restarts twice before the next collection.
@@ -429,10 +442,9 @@ def test_fleet_lab_from_pods_to_slack(
             set_status(kube, "mobu", "mobu-0", status)
             time.sleep(1)
             collect(config, telegraf_env)
-        assert kubelet_calls and set(kubelet_calls) == {f"Bearer {service_account_token}"}
-    finally:
-        for path in cluster_scoped:
-            kube.client.delete(path)
+        assert kubelet.authorizations
+        assert set(kubelet.authorizations) == {f"Bearer {service_account_token}"}
+        assert proxy.tunnels == 2
     collected = time.monotonic()
 
     # Routing: each namespace in its application's bucket; sasquatch (not enabled in idfdev)
@@ -471,8 +483,9 @@ def test_fleet_lab_from_pods_to_slack(
     ) as client:
         listed = client.get("/api/v2/tasks", params={"orgID": org.id, "limit": 500}).json()
     task_ids = [task["id"] for task in listed["tasks"]]
-    # restarts, not_running and cpu per application; silent per environment.
-    assert len(task_ids) == len(BUCKETS) * 3 + len(ENVIRONMENTS)
+    # restarts, not_running, cpu, oom_killed and job_failed per application; cert_expiry for
+    # the fleet; silent per environment (argocd_app and http_5xx: no Argo CD, no ingress-nginx).
+    assert len(task_ids) == len(BUCKETS) * 5 + 1 + len(ENVIRONMENTS)
     runs = [(task_id, start_run(org, task_id)) for task_id in task_ids]
     for task_id, run_id in runs:
         assert wait_for_run(org, task_id, run_id, timeout=60).status == "success"

@@ -16,7 +16,9 @@ from rubin_monitoring.testing.phalanx import PhalanxRepo
 
 pytestmark = pytest.mark.integration
 
-CHECKS = ("restarts", "not_running", "cpu")
+# The default checks of each application, and of the fleet.
+CHECKS = ("restarts", "not_running", "cpu", "oom_killed")
+FLEET = ("certificates cert_expiry",)
 HAND_MADE_FLUX = """option task = {name: "gafaelfawr restarts", every: 1h}
 from(bucket: "gafaelfawr") |> range(start: -1h) |> yield(name: "mine")
 """
@@ -112,7 +114,11 @@ def test_a_hand_made_task_with_the_toolkits_description_is_left_alone(
         t for t in stored.values() if t["id"] not in (before_first_run["id"], after_first_run["id"])
     ]
     assert sorted(t["name"] for t in ours) == sorted(
-        [*(f"{app} {check}" for app in ("gafaelfawr", "mobu") for check in CHECKS), "idfdev silent"]
+        [
+            *(f"{app} {check}" for app in ("gafaelfawr", "mobu") for check in CHECKS),
+            *FLEET,
+            "idfdev silent",
+        ]
     )
 
 

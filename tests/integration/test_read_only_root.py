@@ -32,7 +32,8 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = yaml.safe_load((CHART / "values.yaml").read_text())["jobs"]
-CHECKS = ("restarts", "not_running", "cpu")  # the default application checks
+# The default checks of each application.
+CHECKS = ("restarts", "not_running", "cpu", "oom_killed")
 SOURCE = "/tmp/source"  # where the configuration repository appears, read-only
 USER = 1000  # the chart's runAsUser and runAsGroup (and the Dockerfile's USER)
 SETUP_FAILED = 97  # the sandbox script's exit code when the namespace is not what it should be
@@ -177,9 +178,11 @@ def test_every_chart_job_runs_on_a_read_only_root(org: OrgUnderTest, source: Pat
         names = {bucket["name"] for bucket in buckets.json()["buckets"]}
         assert {"argocd", "mobu", "nublado", "multiapp_", "alerted_"} <= names
         tasks = client.get("/api/v2/tasks", params={"orgID": org.id, "limit": 500}).json()
-        # 3 applications x the application checks, and silent for the repository's environment
+        # 3 applications x the application checks, argocd_app over Argo CD's bucket, the fleet's
+        # cert_expiry, and silent for the repository's environment
         task_names = sorted(task["name"] for task in tasks["tasks"])
-        assert len(task_names) == 3 * len(CHECKS) + 1, task_names
+        assert len(task_names) == 3 * len(CHECKS) + 3, task_names
+        assert {"argocd argocd_app", "certificates cert_expiry"} <= set(task_names), task_names
         assert task_names.count("idfdev silent") == 1, task_names
     (record,) = query_alerts(org, bucket="alerted_")
     assert record

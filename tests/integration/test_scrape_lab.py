@@ -238,12 +238,13 @@ def run_pod(kube: KubeAPI, pod: LabPod) -> None:
 
 def agent_config(generated: str, kube: KubeAPI, kubeconfig: Path, token_file: Path) -> str:
     """The generated configuration with its connections pointed at the lab and a 2 s interval;
-    inputs.kubernetes (a kubelet) left out."""
+    inputs.kubernetes (a kubelet) and inputs.x509_cert left out."""
     config = tomllib.loads(generated)
     # Nanosecond timestamps: two scrapes of one target in one interval stay two points (at
     # Telegraf's default precision, 1 s here, the second would silently overwrite the first).
     config["agent"].update(interval=f"{INTERVAL}s", flush_interval=f"{INTERVAL}s", precision="1ns")
     del config["inputs"]["kubernetes"]
+    del config["inputs"]["x509_cert"]  # the control plane's certificate: test_lab_checks.py
     (inventory,) = config["inputs"]["kube_inventory"]
     inventory.update(url=kube.url, bearer_token=str(token_file), tls_ca=str(kube.ca_file))
     for scrape in config["inputs"]["prometheus"]:

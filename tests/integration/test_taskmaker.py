@@ -203,12 +203,28 @@ def test_health_reports_failing_tasks(org: OrgUnderTest, repo: PhalanxRepo) -> N
 def test_default_checks_add_one_silent_task_per_environment(
     org: OrgUnderTest, repo: PhalanxRepo
 ) -> None:
-    """silent is on by default: one task per environment, from the inventory."""
+    """silent is on by default: one task per environment, from the inventory; and so are
+    oom_killed (per application), argocd_app (over Argo CD's bucket: argocd is enabled;
+    http_5xx is not installed, ingress-nginx is not) and cert_expiry (the fleet)."""
     settings = org.env(PHALANX_REPO=repo.url)
     run = run_cli(["taskmaker", "--output", "json"], settings)
     assert run.exit_code == 0, run.stderr
     created = owned(org)
-    assert set(created) == EXPECTED | {"dev silent", "prod silent"}
+    per_application = {
+        f"{app} {check}" for app in ("argocd", "mobu_x", "nublado")
+        for check in ("oom_killed",)
+    }  # fmt: skip
+    assert set(created) == EXPECTED | per_application | {
+        "argocd argocd_app",
+        "certificates cert_expiry",
+        "dev silent",
+        "prod silent",
+    }
+    marker = "(managed-by=rubin-monitoring fleet=certificates check=cert_expiry)"
+    assert created["certificates cert_expiry"]["description"].endswith(marker)
+    assert created["argocd argocd_app"]["description"].endswith(
+        "(managed-by=rubin-monitoring bucket=argocd check=argocd_app)"
+    )
     prod = created["prod silent"]
     assert prod["description"].endswith("(managed-by=rubin-monitoring cluster=prod check=silent)")
     # prod enables nublado on top of the defaults; dev only the defaults.

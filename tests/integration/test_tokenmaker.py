@@ -209,7 +209,8 @@ def test_tokens_are_org_scoped_and_least_privilege(fleet: tuple[Org, dict[str, s
                 assert permission["resource"]["id"] == bot_id(org)
                 continue
             assert permission["resource"]["orgID"] == org.id
-    outside = {IDF: {"alpha", "beta"}, SUMMIT: {"alpha"}}
+    # Each cluster's Telegraf: its applications' buckets, and probes_ (its control plane).
+    outside = {IDF: {"alpha", "beta", "probes_"}, SUMMIT: {"alpha", "probes_"}}
     outside.update({"probe-telegraf": {"probes_"}, "host-telegraf": {"influxdb_"}})
     for role, apps in outside.items():
         permissions = ours[role]["permissions"]
@@ -234,6 +235,9 @@ def test_telegraf_writes_its_environments_app_buckets_only(
     assert write(org, token, "beta", "probe,host=b value=1") == 204
     assert write(org, token, "multiapp_", "probe value=1") == 403
     assert write(org, token, "alerted_", "probe value=1") == 403
+    assert write(org, token, "influxdb_", "probe value=1") == 403
+    # The control plane's certificate, read by the cluster's own Telegraf.
+    assert write(org, token, "probes_", "x509_cert,cluster=idfdev expiry=86400i") == 204
     # summit does not enable beta: its cluster's token cannot write there.
     assert write(org, tokens[SUMMIT], "alpha", "probe,host=s value=1") == 204
     assert write(org, tokens[SUMMIT], "beta", "probe,host=s value=1") == 403

@@ -75,18 +75,27 @@ def test_parse_checks_names_the_unknown_check() -> None:
 
 def test_parse_check_params_defaults() -> None:
     assert parse_check_params("5m", "10m", "90", "90", "10m") == CheckSettings()
-    defaults = ("restarts", "not_running", "cpu", "silent")
+    defaults = (
+        "restarts", "not_running", "cpu", "oom_killed", "argocd_app", "http_5xx", "cert_expiry",
+        "silent",
+    )  # fmt: skip
     assert CheckSettings() == CheckSettings(defaults, "5m", "10m", 90.0, 90.0, "10m")
     assert DEFAULT_SEVERITY == {
         "restarts": "warning",
         "not_running": "critical",
         "cpu": "warning",
         "memory": "warning",
+        "oom_killed": "warning",
+        "job_failed": "warning",
+        "argocd_app": "warning",
+        "http_5xx": "critical",
         "silent": "critical",
         "disk": "warning",
         "site_down": "critical",
         "tls_expiry": "warning",
+        "cert_expiry": "warning",
     }
+    assert set(DEFAULT_SEVERITY) == set(CHECK_NAMES)
 
 
 def test_parse_check_params_accepts_compound_durations_and_decimals() -> None:

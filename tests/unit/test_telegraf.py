@@ -61,7 +61,16 @@ def test_config_tags_the_cluster_and_reads_both_kubernetes_inputs() -> None:
     (kubelet,) = config["inputs"]["kubernetes"]
     assert kubelet["url"] == "https://${NODE_NAME}:10250"
     # And the applications' Prometheus endpoints (tests/unit/test_scrape.py).
-    assert set(config["inputs"]) == {"kube_inventory", "kubernetes", "prometheus"}
+    assert set(config["inputs"]) == {"kube_inventory", "kubernetes", "prometheus", "x509_cert"}
+    # The control plane's certificate, verified with the cluster CA, into probes_.
+    assert config["inputs"]["x509_cert"] == [
+        {
+            "sources": ["https://kubernetes.default.svc:443"],
+            "tls_ca": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+            "exclude_root_certs": True,
+            "tags": {"rubin_monitoring_bucket": "probes_"},
+        }
+    ]
     assert config["agent"]["always_include_global_tags"] is True
 
 
@@ -83,9 +92,9 @@ def test_points_are_routed_to_their_applications_buckets_only() -> None:
         "bucket_tag": "rubin_monitoring_bucket",
         "exclude_bucket_tag": True,
         # Only this environment's applications' buckets (not summit's sasquatch; not the
-        # rejected one): a point without the routing tag does not pass, so no default bucket
-        # (the output has none) is ever written.
-        "tagpass": {"rubin_monitoring_bucket": ["argocd", "mobu", "times_square"]},
+        # rejected one), and probes_ for the control plane's certificate: a point without the
+        # routing tag does not pass, so no default bucket (the output has none) is ever written.
+        "tagpass": {"rubin_monitoring_bucket": ["argocd", "mobu", "probes_", "times_square"]},
         "tagexclude": ["pod_namespace"],
     }
     assert "bucket" not in output
@@ -106,7 +115,7 @@ def test_environments_differ_only_in_what_they_enable() -> None:
     summit = tomllib.loads(rendered("summit"))
     assert summit["global_tags"] == {"cluster": "summit"}
     tagpass = summit["outputs"]["influxdb_v2"][0]["tagpass"]
-    assert tagpass == {"rubin_monitoring_bucket": ["argocd", "sasquatch"]}
+    assert tagpass == {"rubin_monitoring_bucket": ["argocd", "probes_", "sasquatch"]}
 
 
 def test_unknown_environment_names_the_known_ones() -> None:

@@ -205,12 +205,15 @@ def test_each_role_gets_only_what_its_job_needs() -> None:
     read_org = Permission("read", "orgs", ORG, ORG)
     # The lease every writing run takes is a label.
     leases = {Permission("read", "labels", ORG), Permission("write", "labels", ORG)}
-    # Each cluster's Telegraf writes exactly its environment's applications' buckets.
+    # Each cluster's Telegraf writes exactly its environment's applications' buckets, and
+    # probes_ (its control plane's certificate).
+    probes = Permission("write", "buckets", ORG, "id-probes_")
     assert roles[IDF].permissions == {
         Permission("write", "buckets", ORG, "id-alpha"),
         Permission("write", "buckets", ORG, "id-beta"),
+        probes,
     }
-    assert roles[SUMMIT].permissions == {Permission("write", "buckets", ORG, "id-alpha")}
+    assert roles[SUMMIT].permissions == {Permission("write", "buckets", ORG, "id-alpha"), probes}
     assert roles[Role.BUCKETMAKER].permissions == {
         read_org,
         Permission("read", "buckets", ORG),
@@ -296,10 +299,18 @@ def test_no_application_bucket_blocks_only_the_telegraf_tokens() -> None:
 )
 def test_a_missing_fleet_bucket_blocks_only_its_telegraf_token(missing: str, role: str) -> None:
     buckets = [b for b in BUCKETS if b.name != missing]
-    desired, conflicts = desired_tokens(ORG, "rubin", buckets, None, BOT.id, ENVIRONMENTS)
+    desired, notes = desired_tokens(ORG, "rubin", buckets, None, BOT.id, ENVIRONMENTS)
     assert [spec.role for spec in desired] == [r for r in ROLES if r != role]
+    conflicts = [note for note in notes if note.category is NoteKind.CONFLICT]
     assert [(c.category, c.kind, c.name) for c in conflicts] == [(NoteKind.CONFLICT, "token", role)]
     assert f"no bucket {missing} yet: run bucketmaker" in conflicts[0].reason
+    # The clusters' Telegraf tokens write probes_ too: without it they are made, with a warning.
+    warnings = [(n.name, n.reason) for n in notes if n.category is NoteKind.WARNING]
+    if missing == "probes_":
+        assert [name for name, _ in warnings] == [IDF, SUMMIT]
+        assert "no bucket probes_ yet" in warnings[0][1]
+    else:
+        assert warnings == []
 
 
 def test_a_bucket_not_made_yet_is_a_warning_and_the_token_writes_the_others() -> None:
@@ -393,10 +404,26 @@ def test_rotate_recreates_every_token_and_replaces_all_of_its_role() -> None:
     assert plan.orphans == []
 
 
+def test_telegraf_tokens_made_before_the_control_plane_certificate_are_stale() -> None:
+    """A cluster's Telegraf now writes probes_ too: its older token lacks that, and is stale
+    (reported, kept working for the applications' buckets) until rotated."""
+    tokens = [observed(s) for s in specs() if s.role not in (IDF, SUMMIT)]
+    for role in (IDF, SUMMIT):
+        spec = by_role(specs())[role]
+        older = frozenset(p for p in spec.permissions if p.resource_id != "id-probes_")
+        tokens.append(observed(spec, permissions=older))
+    plan = plan_tokens(specs(), tokens, BotObservation(BOT, org_owner=True))
+    assert plan.changes == []
+    assert stale(plan) == [
+        (IDF, "lacks write:buckets/probes_"),
+        (SUMMIT, "lacks write:buckets/probes_"),
+    ]
+
+
 def test_new_application_makes_its_environments_telegraf_token_stale_not_recreated() -> None:
     """beta enabled in idfdev only: only idfdev's token is stale; summit's is unaffected."""
     telegraf = by_role(specs())[IDF]
-    before = frozenset(p for p in telegraf.permissions if p.resource_id == "id-alpha")
+    before = frozenset(p for p in telegraf.permissions if p.resource_id != "id-beta")
     tokens = [observed(s) for s in specs() if s.role != IDF]
     tokens.append(observed(telegraf, permissions=before))
     plan = plan_tokens(specs(), tokens, BotObservation(BOT, org_owner=True))

@@ -36,6 +36,24 @@ HTTP_RESPONSE: Final = "http_response"
 X509_CERT: Final = "x509_cert"
 """``inputs.x509_cert`` of the probe Telegraf (and of each cluster's control-plane check)."""
 
+# inputs.x509_cert (Telegraf v1.37.2 plugins/inputs/x509_cert): one point per certificate.
+
+X509_EXPIRY: Final = "expiry"
+"""Seconds until the certificate expires (negative once it has)."""
+X509_SOURCE: Final = "source"
+"""Where the certificate was read, as configured (``https://host:port``)."""
+X509_COMMON_NAME: Final = "common_name"
+CONTROL_PLANE_SOURCE: Final = "https://kubernetes.default.svc:443"
+"""The ``source`` of each cluster's control-plane certificate, read by its own Telegraf."""
+
+# inputs.http_response (Telegraf v1.37.2 plugins/inputs/http_response), of the probe Telegraf.
+
+HTTP_RESULT_CODE: Final = "result_code"
+"""0 for an answer; else why not (tag ``result``: ``connection_failed``, ``timeout``...)."""
+HTTP_SERVER: Final = "server"
+HTTP_RESULT: Final = "result"
+HTTP_STATUS_CODE: Final = "status_code"
+
 # Tags every point carries, set by the toolkit's configuration, never by the sender.
 
 CLUSTER: Final = "cluster"

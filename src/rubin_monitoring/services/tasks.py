@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..durations import parse_duration
 from ..models.changes import Action, Change, NoteKind, Plan, ReconcileOptions
-from ..models.checks import BUCKET_CHECKS, FLEET_CHECKS, CheckSettings
+from ..models.checks import BUCKET_CHECKS, FLEET_CHECKS, SOURCE_CHECKS, CheckSettings
 from ..models.inventory import Inventory, InventoryProblem, bucket_name
 from ..models.tasks import ObservedTask, Scope, TaskIdentity, TaskSpec
 from ..storage.influxdb import InfluxDBStore
@@ -29,7 +29,12 @@ _OPTION_TASK = re.compile(r"^\s*option\s+task\s*=\s*\{.*?\}\s*$", re.MULTILINE |
 TaskPlan = Plan[TaskSpec, ObservedTask]
 
 
-FLEET_SCOPE = {"disk": "influxdb", "site_down": "sites", "tls_expiry": "sites"}
+FLEET_SCOPE = {
+    "disk": "influxdb",
+    "site_down": "sites",
+    "tls_expiry": "sites",
+    "cert_expiry": "certificates",
+}
 """The scope named in a fleet task's marker: what it watches."""
 
 
@@ -46,10 +51,14 @@ def stagger_offset(scope: str, check: str, every_seconds: int) -> int:
 
 def desired_tasks(inventory: Inventory | Sequence[str], settings: CheckSettings) -> list[TaskSpec]:
     """The rendered tasks of ``settings.checks``: one per (application bucket, bucket check),
-    one ``silent`` per environment that enables applications (from the inventory), one per
-    fleet check. ``inventory`` may be just the bucket names (no environments)."""
+    one per check of :data:`SOURCE_CHECKS` whose bucket is an application's, one ``silent``
+    per environment that enables applications (from the inventory), one per fleet check.
+    ``inventory`` may be just the bucket names (no environments)."""
     every = parse_duration(settings.every)
-    buckets = inventory.buckets if isinstance(inventory, Inventory) else list(inventory)
+    if isinstance(inventory, Inventory):
+        buckets, applications = inventory.buckets, list(inventory.applications)
+    else:
+        buckets = applications = list(inventory)
     specs = []
 
     def offset_of(scope: str, check: str) -> tuple[str, int]:
@@ -66,6 +75,21 @@ def desired_tasks(inventory: Inventory | Sequence[str], settings: CheckSettings)
                 check, bucket=bucket, task_name=name, offset=offset, settings=settings
             )
             specs.append(TaskSpec(bucket, check, name, flux, every, seconds))
+    for check in settings.checks:
+        bucket = SOURCE_CHECKS.get(check, "")
+        if bucket not in buckets:
+            continue
+        offset, seconds = offset_of(bucket, check)
+        name = task_name(bucket, check)
+        flux = render_check(
+            check,
+            bucket=bucket,
+            task_name=name,
+            offset=offset,
+            settings=settings,
+            applications=applications,
+        )
+        specs.append(TaskSpec(bucket, check, name, flux, every, seconds))
     if "silent" in settings.checks and isinstance(inventory, Inventory):
         known = set(buckets)
         for env in inventory.environments:
@@ -88,7 +112,9 @@ def desired_tasks(inventory: Inventory | Sequence[str], settings: CheckSettings)
         scope = FLEET_SCOPE[check]
         offset, seconds = offset_of(f"fleet:{scope}", check)
         name = task_name(scope, check)
-        flux = render_fleet_check(check, task_name=name, offset=offset, settings=settings)
+        flux = render_fleet_check(
+            check, task_name=name, offset=offset, settings=settings, applications=applications
+        )
         specs.append(TaskSpec(scope, check, name, flux, every, seconds, Scope.FLEET))
     return specs
 

@@ -9,6 +9,11 @@ What the configuration does (option names checked against Telegraf v1.37.2's plu
   limited to the pods of this node (``node_name``), so a DaemonSet reports each pod once;
 - ``inputs.kubernetes`` (``cpu_usage_nanocores``, ``memory_working_set_bytes``) from this node's
   kubelet;
+- ``inputs.x509_cert``: the certificate of the cluster's control plane
+  (``https://kubernetes.default.svc:443``, verified with the cluster CA), which only an agent
+  inside the cluster can see, into the toolkit's ``probes_`` bucket (check ``cert_expiry``).
+  Every node's Telegraf reads it: the points are one series (same tags, same time at the
+  agent's precision), so InfluxDB keeps one per interval;
 - ``inputs.prometheus``: the scrape catalog's entries of the applications the environment
   enables, and annotation discovery in their namespaces (:mod:`.scrape`), each pod scraped by
   the Telegraf of its own node only;
@@ -37,8 +42,9 @@ from typing import Any
 import yaml
 
 from ..exceptions import ConfigError
+from ..models.checks import PROBES_BUCKET
 from ..models.inventory import Environment, Inventory, InventoryProblem, bucket_name
-from ..models.metrics import NAMESPACE, SCRAPE_POD_NAMESPACE
+from ..models.metrics import CONTROL_PLANE_SOURCE, NAMESPACE, SCRAPE_POD_NAMESPACE
 from ..models.names import one_line, quoted
 from ..models.scrape import ScrapeEntry
 from .kube_state_metrics import ksm_manifests
@@ -153,6 +159,14 @@ def telegraf_config(
     }
     if scrapes:
         inputs["prometheus"] = [dict(table) for table in scrapes]
+    inputs["x509_cert"] = [
+        {
+            "sources": [CONTROL_PLANE_SOURCE],
+            "tls_ca": f"{SERVICE_ACCOUNT_DIR}/ca.crt",
+            "exclude_root_certs": True,
+            "tags": {BUCKET_TAG: PROBES_BUCKET},
+        }
+    ]
     replace = [
         {"tag": tag, "dest": BUCKET_TAG, "old": "-", "new": "_"}
         for tag in (NAMESPACE, SCRAPE_POD_NAMESPACE)
@@ -177,7 +191,9 @@ def telegraf_config(
                     "organization": organization,
                     "bucket_tag": BUCKET_TAG,
                     "exclude_bucket_tag": True,
-                    "tagpass": {BUCKET_TAG: sorted({bucket_name(ns) for ns in namespaces})},
+                    "tagpass": {
+                        BUCKET_TAG: sorted({bucket_name(ns) for ns in namespaces} | {PROBES_BUCKET})
+                    },
                     "tagexclude": [SCRAPE_POD_NAMESPACE],
                 }
             ],

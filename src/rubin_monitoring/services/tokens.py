@@ -6,8 +6,8 @@ do. What each role gets and why (verified against InfluxDB 2.7.12):
 ============  =====================================================================  ==========
 role          permissions                                                            token user
 ============  =====================================================================  ==========
-telegraf-     write:buckets/<each bucket of an application the environment enables>  operator
-<env>
+telegraf-     write:buckets/<each bucket of an application the environment enables>, operator
+<env>         write:buckets/probes_ (the control plane's certificate)
 bucketmaker   read:orgs/<org>, read+write:buckets, read+write:dbrp (whole org)       operator
 taskmaker     read:orgs/<org>, read:buckets, read+write:tasks (whole org),           bot user
               read:users/<the bot user itself>
@@ -56,8 +56,10 @@ telegraf
   only write into its own org (``to()`` refuses another org without ``host``), but a bot that
   belongs to several orgs reads them all, so tokenmaker warns: use one bot user per org.
 * One Telegraf token per environment (cluster), so one cluster can be revoked or rotated
-  alone, and a leaked token writes only that cluster's applications' buckets. The environments
-  and what they enable come from the repository (as for bucketmaker).
+  alone, and a leaked token writes only that cluster's applications' buckets, and ``probes_``,
+  where each cluster's Telegraf writes the certificate of its control plane (which only an
+  agent inside the cluster can read); a token made before that lacks it and is stale. The
+  environments and what they enable come from the repository (as for bucketmaker).
 * Telegraf's permissions name bucket IDs and an authorization's permissions cannot be changed.
   An application enabled later in an environment makes that environment's Telegraf token
   *stale*: tokenmaker reports it (exit 0, the token keeps working for the other buckets) and
@@ -279,6 +281,15 @@ def desired_tokens(
             )
             conflicts.append(Note(NoteKind.WARNING, KIND_TOKEN, name, reason))
         permissions = {bucket(WRITE, app) for app in present}
+        probes = by_name.get(PROBES_BUCKET)
+        if probes is not None:
+            permissions.add(bucket(WRITE, probes))
+        else:
+            reason = (
+                f"{name}: no bucket {PROBES_BUCKET} yet for its control plane's certificate "
+                "(run bucketmaker); the token will be stale then"
+            )
+            conflicts.append(Note(NoteKind.WARNING, KIND_TOKEN, name, reason))
         specs.append(TokenSpec(name, frozenset(permissions)))
     for role in Role:
         if roles is not None and role.value not in roles:
