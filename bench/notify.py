@@ -52,6 +52,7 @@ def make_org(server: InfluxServer) -> Org:
         org = Org(server.url, server.token, "bench-notify", response.json()["id"])
     create_bucket(org, "multiapp_")
     create_bucket(org, "alerted_")
+    create_bucket(org, "silences_")
     return org
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import getpass
 import json
 import logging
 import sys
@@ -30,7 +31,12 @@ from .config import (
     SettingSpec,
     load_settings,
 )
-from .exceptions import EXIT_CHANGES_FAILED, RubinMonitoringError
+from .exceptions import (
+    EXIT_CHANGES_FAILED,
+    ConfigError,
+    InfluxDBUnavailableError,
+    RubinMonitoringError,
+)
 from .factory import Factory
 from .interrupts import stop_on_signals
 from .logs import setup_logging
@@ -46,6 +52,7 @@ from .services.reconcile import ReconcilingJob, reconcile
 from .services.remote_write import DEFAULT_PASSWORD_FILE
 from .services.remote_write import DEFAULT_SECRET_NAME as REMOTE_WRITE_SECRET
 from .services.remote_write import FORMATS as REMOTE_WRITE_FORMATS
+from .services.silences import add_silence, expire_silences, new_silence, query_silences
 from .services.telegraf import DEFAULT_IMAGE, DEFAULT_NAMESPACE, environment_problems
 from .services.tokens import ROLE_HELP, TokenReport
 from .storage.secret_manifest import (
@@ -497,6 +504,80 @@ def prometheus_config_command(settings: Settings, environment: str, **options: A
     return 1 if problems else 0
 
 
+def _default_author() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name, as in a container without one
+        return None
+
+
+@click.group("silence")
+def silence_group() -> None:
+    """Silences: mute the alerts that match, from the notifier's next run, for a while.
+
+    Matchers as amtool writes them: label=value, label!=value (value may use * and ?),
+    label=~regex, label!~regex; labels cluster, application, check, severity, pod. Stored in
+    InfluxDB (bucket silences_); the token needs read and write on it (tokenmaker's silencer).
+    """
+
+
+@silence_group.command("add")
+@click.argument("matchers", nargs=-1)
+@click.option(
+    "--duration", help="How long the silence lasts (e.g. 2h, 1d; at most 30d) [default 1h]."
+)
+@click.option("--end", help="When the silence ends instead (RFC 3339, e.g. 2025-06-01T14:00:00Z).")
+@click.option("--author", default=_default_author, help="Who adds it [default: your login name].")
+@click.option("--comment", default="", help="Why (required; shown by silence query).")
+@job(INFLUXDB)
+def silence_add_command(
+    settings: Settings,
+    matchers: tuple[str, ...],
+    duration: str | None,
+    end: str | None,
+    author: str | None,
+    comment: str,
+) -> int:
+    """Add a silence; print its ID alone (JSON with --output json)."""
+    if not author:
+        raise ConfigError("silence add: no login name to use as --author; give --author NAME")
+    silence = new_silence(matchers, author=author, comment=comment, duration=duration, end=end)
+    with Factory(settings) as factory:
+        try:
+            added = add_silence(factory.silence_store(), silence)
+        except InfluxDBUnavailableError as error:
+            # The write may have been stored before the answer was lost: name the ID to look for.
+            raise InfluxDBUnavailableError(
+                f"{error} (silence {silence.id} may have been stored: see silence query)"
+            ) from None
+    _emit(added, settings)
+    return 0
+
+
+@silence_group.command("query")
+@click.option(
+    "--expired", is_flag=True, help="Also list the expired silences still stored (31 days)."
+)
+@job(INFLUXDB)
+def silence_query_command(settings: Settings, expired: bool) -> int:
+    """List the active and pending silences, the soonest to end first."""
+    with Factory(settings) as factory:
+        found = query_silences(factory.silence_store(), expired=expired)
+    _emit(found, settings)
+    return 0
+
+
+@silence_group.command("expire")
+@click.argument("ids", nargs=-1, required=True)
+@job(INFLUXDB)
+def silence_expire_command(settings: Settings, ids: tuple[str, ...]) -> int:
+    """End silences now: the notifier's next run sends what they muted."""
+    with Factory(settings) as factory:
+        done = expire_silences(factory.silence_store(), ids)
+    _emit(done, settings)
+    return 0
+
+
 @click.group()
 @click.version_option(__version__)
 def cli() -> None:
@@ -516,6 +597,7 @@ for _command in (
     telegraf_config_command,
     receiver_config_command,
     prometheus_config_command,
+    silence_group,
 ):
     cli.add_command(_command)
 

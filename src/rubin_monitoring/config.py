@@ -35,7 +35,16 @@ from .models.names import one_line
 DEFAULT_PHALANX_REPO = "https://github.com/lsst-sqre/phalanx.git"
 ALERT_BUCKET = "multiapp_"
 ALERTED_BUCKET = "alerted_"
+SILENCES_BUCKET = "silences_"
 INTERNAL_BUCKET_RETENTION_SECONDS = 3600
+"""Retention of ``multiapp_``: findings are read for ``ALERT_LOOKBACK`` only."""
+ALERTED_RETENTION_SECONDS = 7 * 86400
+"""Retention of ``alerted_``: no repeat interval (global or a route's) may be longer, or the
+records that hold an alert back would expire first."""
+MAX_SILENCE_SECONDS = 30 * 86400
+"""The longest a silence may last."""
+SILENCES_RETENTION_SECONDS = MAX_SILENCE_SECONDS + 86400
+"""Retention of ``silences_``: longer than any silence lasts, so its latest point outlives it."""
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -107,6 +116,17 @@ def parse_positive_int(text: str) -> int:
     return value
 
 
+def parse_shard_duration(text: str) -> int | None:
+    """``auto`` (None: half the retention, see :func:`auto_shard_group_seconds`), or a
+    duration of at least 1h, in seconds."""
+    if text.strip().lower() == "auto":
+        return None
+    seconds = parse_duration(text.strip())
+    if seconds < 3600:
+        raise ValueError(f"{text!r} is shorter than InfluxDB's minimum shard-group duration of 1h")
+    return seconds
+
+
 def parse_percent(text: str) -> int:
     """A whole percentage from 1 to 100."""
     value = parse_positive_int(text.strip().removesuffix("%"))
@@ -146,6 +166,18 @@ def parse_positive_seconds(text: str) -> int:
     seconds = parse_duration(text.strip())
     if seconds <= 0:
         raise ValueError(f"{text!r} must be a finite duration above 0")
+    return seconds
+
+
+def parse_repeat_interval(text: str) -> int:
+    """A repeat interval in seconds: above zero and at most ``alerted_``'s retention (7d)."""
+    seconds = parse_positive_seconds(text)
+    if seconds > ALERTED_RETENTION_SECONDS:
+        raise ValueError(
+            f"{text.strip()!r} is longer than the retention of {ALERTED_BUCKET} "
+            f"({ALERTED_RETENTION_SECONDS // 86400}d), which keeps the records that hold "
+            "an alert back"
+        )
     return seconds
 
 
@@ -413,6 +445,15 @@ BUCKETS = (
         "7d",
         "Retention of application buckets (e.g. 7d, 30d, inf).",
     ),
+    _spec(
+        "bucket_shard_duration",
+        "BUCKET_SHARD_DURATION",
+        parse_shard_duration,
+        "auto",
+        "Span of each shard group of the buckets: auto (half the retention, 1h to 30d) or a "
+        "duration of at least 1h and at most the retention. Fewer, longer shards cost less "
+        "memory and fewer files; data stays up to retention + this before it is dropped.",
+    ),
 )
 TASKS = (
     _spec(
@@ -536,7 +577,7 @@ NOTIFIER = (
     _spec(
         "alert_repeat_interval",
         "ALERT_REPEAT_INTERVAL",
-        parse_positive_seconds,
+        parse_repeat_interval,
         "1h",
         "An alert already sent within this interval is not sent again.",
     ),
@@ -553,6 +594,15 @@ NOTIFIER = (
         parse_positive_int,
         "10",
         "Seconds per Slack request before it counts as failed (then retried a few times).",
+    ),
+    _spec(
+        "heartbeat_url",
+        "HEARTBEAT_URL",
+        parse_url,
+        None,
+        "URL the notifier calls (GET) after each run in which the whole chain was healthy: a "
+        "dead man's switch for the monitoring itself.",
+        secret=True,
     ),
 )
 DASHBOARDS = (
@@ -619,6 +669,8 @@ class NotifierSettings:
     repeat_seconds: int = 3600
     send_resolved: bool = False
     slack_timeout: int = 10
+    heartbeat_url: str | None = field(default=None, repr=False)
+    """A secret like the webhooks: never in repr, logs or output."""
 
 
 @dataclass(frozen=True)
@@ -646,10 +698,12 @@ class Settings:
     lease: LeaseSettings
     dashboards_dir: str | None = None
     """dashboardmaker's template files; None: the packaged ``dashboards/``."""
-    scrape_catalog: str | None = None
-    """telegraf-config's user catalog file (``SCRAPE_CATALOG``); None: the shipped one only."""
     prune_max_share: int = 50
     """The largest percentage of owned buckets one PRUNE run may delete."""
+    bucket_shard_seconds: int | None = None
+    """The buckets' shard-group duration; None: half the retention (``auto``)."""
+    scrape_catalog: str | None = None
+    """telegraf-config's user catalog file (``SCRAPE_CATALOG``); None: the shipped one only."""
 
     @property
     def dry_run(self) -> bool:
@@ -688,6 +742,7 @@ def _group(values: Mapping[str, Any]) -> Settings:
         bucket_retention=values["bucket_retention"],
         recreate_buckets=values["recreate_buckets"],
         prune_max_share=values["prune_max_share"],
+        bucket_shard_seconds=values["bucket_shard_duration"],
         checks=CheckSettings(
             checks=values["checks"],
             every=values["check_every"],
@@ -711,6 +766,7 @@ def _group(values: Mapping[str, Any]) -> Settings:
             repeat_seconds=values["alert_repeat_interval"],
             send_resolved=values["send_resolved"],
             slack_timeout=values["slack_timeout"],
+            heartbeat_url=values["heartbeat_url"],
         ),
         lease=LeaseSettings(ttl_seconds=values["lease_ttl"], wait_seconds=values["lease_wait"]),
         dashboards_dir=values["dashboards_dir"],

@@ -15,6 +15,7 @@ from typing import Any
 from influxdb_client.client.influxdb_client import InfluxDBClient
 
 from .config import InfluxDBSettings, Settings
+from .durations import format_duration
 from .exceptions import ConfigError
 from .models.alerts import NotifierReport, Route
 from .models.inventory import Inventory
@@ -22,6 +23,7 @@ from .services.buckets import BucketMaker
 from .services.catalog import read_catalog
 from .services.dashboards import DashboardMaker
 from .services.dbrps import BucketMapper
+from .services.heartbeat import heartbeat
 from .services.inventory import read_inventory
 from .services.lease import NOTIFIER, WRITERS, Lease
 from .services.notifier import notifier_options, run_notifier
@@ -29,7 +31,7 @@ from .services.receiver import ReceiverConfig, render_receiver
 from .services.receiver import check_options as check_receiver_options
 from .services.remote_write import RemoteWriteConfig, render_remote_write
 from .services.remote_write import check_options as check_remote_write_options
-from .services.routes import load_routes
+from .services.routes import Routing, load_routing
 from .services.tasks import TaskHealth, TaskMaker, desired_tasks, task_health
 from .services.telegraf import (
     TelegrafConfig,
@@ -41,9 +43,11 @@ from .services.tokens import TokenMaker, environment_buckets
 from .storage.alerts import AlertStore, open_client
 from .storage.authorizations import AuthorizationStore
 from .storage.gitrepo import checkout
+from .storage.heartbeat import HeartbeatPinger
 from .storage.http import Availability, InfluxHTTP
 from .storage.influxdb import InfluxDBStore
 from .storage.leases import LeaseStore
+from .storage.silences import SilenceStore
 from .storage.slack import SlackWebhooks
 from .storage.templates import TemplateStore, packaged_dashboards, read_templates
 
@@ -102,8 +106,12 @@ class Factory:
     def routes(self) -> list[Route]:
         """The Slack routes (routes file, then the default webhook), checked before anything is
         read."""
+        return list(self.routing().routes)
+
+    def routing(self) -> Routing:
+        """The Slack routes and the inhibition rules, checked before anything is read."""
         notifier = self.settings.notifier
-        return load_routes(notifier.webhook_url, notifier.routes_file)
+        return load_routing(notifier.webhook_url, notifier.routes_file)
 
     # Stores and senders
 
@@ -135,14 +143,22 @@ class Factory:
         """Users, org ownership and tokens."""
         return AuthorizationStore(self.http())
 
-    def alert_store(self) -> AlertStore:
-        """Findings in ``multiapp_`` and records in ``alerted_``, through influxdb-client."""
+    def flux_client(self) -> InfluxDBClient:
+        """The one influxdb-client of this run (Flux queries and writes), made on first use."""
         if self._client is None:
             influxdb = self.influxdb
             self._client = open_client(
                 influxdb.url, influxdb.token, influxdb.org, timeout=influxdb.http_timeout
             )
-        return AlertStore(self._client, self.influxdb.org, availability=self.availability())
+        return self._client
+
+    def alert_store(self) -> AlertStore:
+        """Findings in ``multiapp_`` and records in ``alerted_``, through influxdb-client."""
+        return AlertStore(self.flux_client(), self.influxdb.org, availability=self.availability())
+
+    def silence_store(self) -> SilenceStore:
+        """Silences in ``silences_``, through influxdb-client."""
+        return SilenceStore(self.flux_client(), self.influxdb.org, availability=self.availability())
 
     def template_store(self) -> TemplateStore:
         """The organization's template stacks, and template applies."""
@@ -171,12 +187,19 @@ class Factory:
 
     def bucketmaker(self) -> BucketMaker:
         """bucketmaker for the repository's inventory and the bucket settings."""
+        retention, shard = self.settings.bucket_retention, self.settings.bucket_shard_seconds
+        if shard is not None and retention and shard > retention:
+            raise ConfigError(
+                f"BUCKET_SHARD_DURATION ({format_duration(shard)}) is longer than "
+                f"BUCKET_RETENTION ({format_duration(retention)}): InfluxDB refuses it"
+            )
         return BucketMaker(
             self.influxdb_store(),
             self.inventory(),
             self.settings.bucket_retention,
             recreate=self.settings.recreate_buckets,
             prune_max_share=self.settings.prune_max_share,
+            shard_group_seconds=shard,
         )
 
     def bucketmapper(self) -> BucketMapper:
@@ -272,10 +295,29 @@ class Factory:
 
     def run_notifier(self) -> NotifierReport:
         """Run the notifier: routes are loaded (and checked) before InfluxDB is asked; unless
-        dry-run, it holds the notifier lease, so two runs never send the same alert."""
+        dry-run, it holds the notifier lease, so two runs never send the same alert. Then, with
+        ``HEARTBEAT_URL``, the heartbeat (see services/heartbeat.py)."""
         options = notifier_options(self.settings.notifier, dry_run=self.settings.dry_run)
-        routes = self.routes()
+        routing = self.routing()
+
+        def run() -> NotifierReport:
+            return run_notifier(
+                self.alert_store(),
+                self.slack_sender(),
+                routing.routes,
+                options,
+                silences=self.silence_store(),
+                inhibit_rules=routing.inhibit_rules,
+            )
+
         if options.dry_run:
-            return run_notifier(self.alert_store(), self.slack_sender(), routes, options)
-        with self.lease(NOTIFIER, "notifier"):
-            return run_notifier(self.alert_store(), self.slack_sender(), routes, options)
+            report = run()
+        else:
+            with self.lease(NOTIFIER, "notifier"):
+                report = run()
+        url = self.settings.notifier.heartbeat_url
+        if url:
+            report.heartbeat = heartbeat(
+                report, self.influxdb_store().list_tasks, HeartbeatPinger(url)
+            )
+        return report

@@ -6,7 +6,8 @@ result: a reconciling job's :class:`Report` (tokenmaker's :class:`TokenReport` a
 and new token values), the notifier's :class:`NotifierReport`, taskmaker's
 :class:`TaskHealth`, the :class:`Inventory`, telegraf-config's :class:`TelegrafConfig`,
 receiver-config's :class:`ReceiverConfig` and prometheus-config's :class:`RemoteWriteConfig`
-(as text, the configuration or manifests themselves, ready to pipe).
+(as text, the configuration or manifests themselves, ready to pipe), and the silence
+commands' results (``silence add`` prints the new ID alone).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import json
 from functools import singledispatch
 from pathlib import Path
 
-from .models.alerts import Alert, MessageResult, NotifierReport
+from .models.alerts import Alert, InhibitedAlert, MessageResult, NotifierReport, SilencedAlert
 from .models.changes import NoteKind, Report
 from .models.inventory import Inventory
 from .models.names import one_line
 from .services.receiver import ReceiverConfig
 from .services.remote_write import RemoteWriteConfig
+from .services.silences import SilenceAdded, SilenceList, SilencesExpired
 from .services.tasks import TaskHealth
 from .services.telegraf import TelegrafConfig
 from .services.tokens import TokenReport
@@ -35,6 +37,9 @@ Rendered = (
     | TelegrafConfig
     | ReceiverConfig
     | RemoteWriteConfig
+    | SilenceAdded
+    | SilenceList
+    | SilencesExpired
 )
 
 
@@ -130,13 +135,18 @@ def _alert_line(alert: Alert) -> str:
     )
 
 
+def _group_text(group: tuple[tuple[str, str], ...]) -> str:
+    return " ".join(f"{label}={value}" for label, value in group)
+
+
 def _message_lines(result: MessageResult, dry_run: bool) -> list[str]:
     message = result.message
     count = len(message.alerts)
     status = "" if dry_run else f" [{result.status.value}]"
     error = f": {result.error}" if result.error else ""
+    group = f", group {_group_text(message.group)}" if message.group else ""
     lines = [
-        f"  route {message.route.name}, message {message.part}/{message.parts}, "
+        f"  route {message.route.name}{group}, message {message.part}/{message.parts}, "
         f"{count} alert{'s' if count != 1 else ''}{status}{error}"
     ]
     if dry_run:
@@ -156,6 +166,21 @@ def _(report: NotifierReport, *, manifest: Path | None = None) -> str:
             f"  unrouted {alert.severity} {alert.cluster}/{alert.application} {alert.check} "
             f"({alert.dedup_key}): no route matches and SLACK_WEBHOOK_URL is not set"
         )
+    for muted in report.silenced:
+        alert = muted.alert
+        lines.append(
+            f"  silenced {alert.status.value} {alert.severity} {alert.cluster}/"
+            f"{alert.application} {alert.check} ({alert.dedup_key}) by silence {muted.silence_id}"
+        )
+    for held in report.inhibited:
+        alert = held.alert
+        lines.append(
+            f"  inhibited {alert.severity} {alert.cluster}/{alert.application} {alert.check} "
+            f"({alert.dedup_key}) by {held.source} (rule {held.rule})"
+        )
+    if report.heartbeat is not None:
+        reason = f": {report.heartbeat.reason}" if report.heartbeat.reason else ""
+        lines.append(f"  heartbeat {report.heartbeat.status.value}{reason}")
     lines.append(_summary_line(report.summary()))
     return text_lines(lines)
 
@@ -193,6 +218,30 @@ def _(config: ReceiverConfig, *, manifest: Path | None = None) -> str:
 @render_text.register
 def _(config: RemoteWriteConfig, *, manifest: Path | None = None) -> str:
     return config.text.rstrip("\n")
+
+
+@render_text.register
+def _(added: SilenceAdded, *, manifest: Path | None = None) -> str:
+    return added.silence.id
+
+
+@render_text.register
+def _(found: SilenceList, *, manifest: Path | None = None) -> str:
+    if not found.silences:
+        return "no silences" if found.expired else "no active or pending silences"
+    return text_lines(
+        [
+            f"{item.id} {item.state(found.now).value} {' '.join(map(str, item.matchers))} "
+            f"until {item.ends_at.isoformat(timespec='seconds')} by {item.created_by}: "
+            f"{item.comment}"
+            for item in found.silences
+        ]
+    )
+
+
+@render_text.register
+def _(done: SilencesExpired, *, manifest: Path | None = None) -> str:
+    return text_lines([f"{result.id} {result.status}" for result in done.results])
 
 
 # JSON
@@ -248,9 +297,18 @@ def _alert_json(alert: Alert) -> dict[str, object]:
     }
 
 
+def _silenced_json(muted: SilencedAlert) -> dict[str, object]:
+    return {**_alert_json(muted.alert), "silence_id": muted.silence_id}
+
+
+def _inhibited_json(held: InhibitedAlert) -> dict[str, object]:
+    return {**_alert_json(held.alert), "rule": held.rule, "source": held.source}
+
+
 def _message_json(result: MessageResult, *, with_text: bool) -> dict[str, object]:
     data: dict[str, object] = {
         "route": result.message.route.name,
+        "group": dict(result.message.group),
         "part": result.message.part,
         "parts": result.message.parts,
         "alerts": [alert.dedup_key for alert in result.message.alerts],
@@ -293,6 +351,9 @@ def _(report: NotifierReport, *, manifest: Path | None = None) -> dict[str, obje
         "routes": _routes_json(report),
         "messages": [_message_json(result, with_text=report.dry_run) for result in report.results],
         "suppressed": [alert.dedup_key for alert in report.suppressed],
+        "silenced": [_silenced_json(muted) for muted in report.silenced],
+        "inhibited": [_inhibited_json(held) for held in report.inhibited],
+        "heartbeat": None if report.heartbeat is None else report.heartbeat.to_json(),
         "summary": report.summary(),
         "failures": report.failures(),
     }
@@ -364,4 +425,32 @@ def _(config: RemoteWriteConfig, *, manifest: Path | None = None) -> dict[str, o
         "format": config.format,
         "url": config.url,
         "text": config.text,
+    }
+
+
+@to_json.register
+def _(added: SilenceAdded, *, manifest: Path | None = None) -> dict[str, object]:
+    silence = added.silence
+    return {"id": silence.id, "silence": silence.to_json(silence.starts_at)}
+
+
+@to_json.register
+def _(found: SilenceList, *, manifest: Path | None = None) -> dict[str, object]:
+    return {
+        "now": found.now.isoformat(),
+        "silences": [item.to_json(found.now) for item in found.silences],
+    }
+
+
+@to_json.register
+def _(done: SilencesExpired, *, manifest: Path | None = None) -> dict[str, object]:
+    return {
+        "results": [
+            {
+                "id": result.id,
+                "status": result.status,
+                "silence": result.silence.to_json(done.now),
+            }
+            for result in done.results
+        ]
     }

@@ -23,8 +23,11 @@ ENVS: dict[str, dict[str, Any]] = {
 }
 EXPECTED_BUCKETS = {
     *("argocd", "gafaelfawr", "mobu_x", "sasquatch"),
-    *("multiapp_", "alerted_", "influxdb_", "probes_"),
+    *("multiapp_", "alerted_", "silences_", "influxdb_", "probes_"),
 }
+# The toolkit's own retentions: findings 1h, records 7d (the longest repeat interval), silences
+# 31d (longer than a silence lasts); the others follow BUCKET_RETENTION (default 7d).
+OWN_RETENTION = {"multiapp_": 3600, "alerted_": 7 * 86400, "silences_": 31 * 86400}
 
 
 def api(org: OrgUnderTest) -> httpx.Client:
@@ -73,7 +76,7 @@ def test_first_run_creates_exactly_the_buckets_and_mappings(
     observed = buckets(org)
     assert set(observed) == EXPECTED_BUCKETS
     for name, bucket in observed.items():
-        expected = 3600 if name in ("multiapp_", "alerted_") else 7 * 86400
+        expected = OWN_RETENTION.get(name, 7 * 86400)
         assert bucket["retentionRules"][0]["everySeconds"] == expected
         assert "managed-by=rubin-monitoring" in bucket["description"]
     assert {(c["action"], c["name"]) for c in made.changes} == {
@@ -86,7 +89,8 @@ def test_first_run_creates_exactly_the_buckets_and_mappings(
     assert set(by_db) == EXPECTED_BUCKETS
     for name, mapping in by_db.items():
         assert mapping["bucketID"] == observed[name]["id"]
-        assert mapping["retention_policy"] == ("1h" if name in ("multiapp_", "alerted_") else "1w")
+        policy = {"multiapp_": "1h", "silences_": "4w3d"}.get(name, "1w")
+        assert mapping["retention_policy"] == policy
         assert mapping["default"] is True
     assert mapped.json()["summary"]["create"] == len(EXPECTED_BUCKETS)
 
@@ -195,20 +199,21 @@ def test_recreate_buckets_restores_every_mapping_and_says_which_tokens_to_rotate
     assert made.exit_code == 1  # tokens name the old bucket IDs: a person must rotate them
     (conflict,) = made.json()["conflicts"]
     # Every role whose token names a recreated bucket, briefly: all three environments'
-    # Telegrafs, the notifier (multiapp_, alerted_), the two Telegrafs outside the clusters
-    # and the remote-write receiver.
+    # Telegrafs, the notifier (multiapp_, alerted_, silences_), the silencer (silences_), the
+    # two Telegrafs outside the clusters and the remote-write receiver.
     roles = [
         "telegraf-idfdev",
         "telegraf-minikube",
         "telegraf-summit",
         "notifier",
+        "silencer",
         "probe-telegraf",
         "host-telegraf",
         "receiver",
     ]
     assert conflict["name"] == ", ".join(roles)
     assert "tokenmaker --rotate " + " ".join(f"--role {r}" for r in roles) in conflict["reason"]
-    assert "8 recreated bucket(s) (argocd, gafaelfawr, mobu_x and 5 more)" in conflict["reason"]
+    assert "9 recreated bucket(s) (argocd, gafaelfawr, mobu_x and 6 more)" in conflict["reason"]
     assert len(conflict["reason"]) < 400
     after = buckets(org)
     assert after["argocd"]["id"] != argocd
@@ -235,7 +240,7 @@ def test_retention_change_updates_in_place(org: OrgUnderTest, repo: PhalanxRepo)
     before = buckets(org)
     made, mapped = reconcile(org, repo, BUCKET_RETENTION="30d")
     assert {(c["action"], c["name"]) for c in made.changes} == {
-        ("update", name) for name in EXPECTED_BUCKETS if name not in ("multiapp_", "alerted_")
+        ("update", name) for name in EXPECTED_BUCKETS if name not in OWN_RETENTION
     }
     after = buckets(org)
     assert after["argocd"]["id"] == before["argocd"]["id"]
@@ -255,7 +260,7 @@ def test_invalid_app_name_is_reported_and_the_rest_proceed(
     assert failed[0]["name"] == "_bad"
     assert "environments/values-dev.yaml" in failed[0]["reason"]
     assert "not a Kubernetes name" in failed[0]["error"]
-    assert set(buckets(org)) == {"good", "multiapp_", "alerted_", "influxdb_", "probes_"}
+    assert set(buckets(org)) == {"good", *OWN_RETENTION, "influxdb_", "probes_"}
 
 
 def one_error_line(run: Run) -> str:
@@ -360,3 +365,39 @@ def test_unknown_org_exits_2(org: OrgUnderTest, repo: PhalanxRepo) -> None:
     run = run_cli(["bucketmapper"], env)
     assert run.exit_code == 2
     assert "INFLUXDB_ORG" in one_error_line(run)
+
+
+def shard_groups(org: OrgUnderTest) -> dict[str, int]:
+    return {
+        name: bucket["retentionRules"][0]["shardGroupDurationSeconds"]
+        for name, bucket in buckets(org).items()
+    }
+
+
+def test_shard_groups_follow_the_setting_in_place(org: OrgUnderTest, repo: PhalanxRepo) -> None:
+    """BUCKET_SHARD_DURATION (auto: half the retention) on new buckets, and in place on existing
+    ones: an installation made with InfluxDB's default (1d for 7d) is PATCHed, IDs kept."""
+    made, _ = reconcile(org, repo, BUCKET_SHARD_DURATION="1d")
+    assert made.exit_code == 0, made.stderr
+    assert shard_groups(org)["argocd"] == 86400
+    assert shard_groups(org)["multiapp_"] == 3600  # a 1h bucket cannot have longer ones
+    before = {name: bucket["id"] for name, bucket in buckets(org).items()}
+
+    made, _ = reconcile(org, repo)
+    assert made.exit_code == 0, made.stderr
+    updated = {c["name"]: c["reason"] for c in made.changes if c["action"] == "update"}
+    assert updated["argocd"] == "shard groups 1d -> 3d12h"
+    assert "multiapp_" not in updated
+    assert shard_groups(org)["argocd"] == 84 * 3600
+    assert {name: bucket["id"] for name, bucket in buckets(org).items()} == before
+    again, _ = reconcile(org, repo)
+    assert again.changes == []
+
+
+def test_shard_groups_longer_than_the_retention_are_refused(
+    org: OrgUnderTest, repo: PhalanxRepo
+) -> None:
+    made, _ = reconcile(org, repo, BUCKET_SHARD_DURATION="30d")
+    assert made.exit_code == 2
+    assert "BUCKET_SHARD_DURATION (4w2d) is longer than BUCKET_RETENTION (1w)" in made.stderr
+    assert buckets(org) == {}

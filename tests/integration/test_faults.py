@@ -48,10 +48,12 @@ from rubin_monitoring.testing.faultsuite import (
     app_names,
     bucket_of,
     deletes_done_after_drop,
+    first_attempts,
     hit_methods,
     run_job,
     run_notifier_scenario,
     run_scenario,
+    run_silence_scenario,
     set_apps,
     write_findings,
 )
@@ -299,6 +301,40 @@ def test_notifier_whose_records_fail_after_its_check_repeats_each_alert_at_most_
     assert outcome.exact_after_next, second.stderr
 
 
+@pytest.mark.parametrize("mode", [Fault.DROP_RESPONSE, Fault.DELAY], ids=str)
+def test_silences_under_dropped_responses_never_let_a_silenced_alert_out(
+    influxdb: InfluxServer, slack: SlackServer, mode: Fault
+) -> None:
+    """The first attempt of every Flux query and write (silence add's write, the notifier's
+    reads of findings, records and silences, its records, silence expire's read and write)
+    reaches InfluxDB and its answer is lost (dropped, or later than HTTP_TIMEOUT): the retries
+    make one silence, not two; the silenced alerts stay out of Slack; the expiry holds; the
+    next run sends them, once."""
+    outcome = run_silence_scenario(influxdb, slack, Faults(mode, decider=first_attempts(mode)))
+    broken = {e.path.split("?")[0] for e in outcome.events if e.mode is mode}
+    assert broken == {"/api/v2/write", "/api/v2/query"}, broken
+    assert outcome.injected >= 6
+    assert outcome.add.exit_code == 0, outcome.add.stderr
+    silence_id = outcome.silence_id
+    assert silence_id is not None
+    # The dropped write was stored, and its retry stored the same point: one silence.
+    assert list(outcome.stored_after_add) == [silence_id]
+    assert outcome.stored_after_add[silence_id][0] == 1
+    assert outcome.notify.exit_code == 0, outcome.notify.stderr
+    report = outcome.notify.report
+    assert report is not None and report["summary"]["silenced"] == len(outcome.muted)
+    assert not any(0 in outcome.deliveries.get(key, []) for key in outcome.muted)
+    assert all(outcome.deliveries.get(key) == [0] for key in outcome.open), outcome.deliveries
+    assert outcome.expire is not None
+    assert outcome.expire.exit_code == 0, outcome.expire.stderr
+    points, ends_at = outcome.stored_after_expire[silence_id]
+    assert points == 2 and datetime.fromisoformat(ends_at) <= datetime.now(UTC)
+    assert outcome.after.exit_code == 0, outcome.after.stderr
+    assert all(outcome.deliveries.get(key) == [1] for key in outcome.muted), outcome.deliveries
+    assert all(outcome.deliveries.get(key) == [0] for key in outcome.open), outcome.deliveries
+    assert outcome.recorded == {*outcome.muted, *outcome.open}
+
+
 # 3. Concurrency: real processes.
 
 
@@ -441,6 +477,44 @@ def test_two_notifiers_at_once_send_each_alert_once(
     assert len(slack.posts()) == 1, "the second run sent again"
     assert all(sum(f"finding {key}:" in text for text in texts) == 1 for key in keys)
     assert {alert.dedup_key for alert in query_alerts(org, bucket="alerted_")} == set(keys)
+
+
+def test_two_notifiers_at_once_with_a_silence_send_each_alert_once(
+    org: OrgUnderTest, slack: SlackServer
+) -> None:
+    """Silences are read inside the notifier's lease: of two runs at once, one sends, the other
+    finds everything recorded; neither sends a silenced alert. Once the silence is expired, two
+    runs at once again send each formerly silenced alert once."""
+    for bucket in INTERNAL_BUCKETS:
+        create_bucket(org, bucket)
+    muted = [f"m{i:03d}" for i in range(10)]
+    opened = [f"o{i:03d}" for i in range(10)]
+    write_findings(org, muted, ["muted"])
+    write_findings(org, opened, ["open"])
+    added = run_job(["silence", "add", "cluster=muted", "--comment", "maintenance"], org.env())
+    assert added.exit_code == 0, added.stderr
+    env = org.env(SLACK_WEBHOOK_URL=slack.url())
+
+    def sent(posts: list[str], key: str) -> int:
+        return sum(f"finding {key}:" in text for text in posts)
+
+    runs = run_together((["notifier"], env), (["notifier"], env))
+    assert [run.exit_code for run in runs] == [0, 0], [run.stderr for run in runs]
+    assert len(slack.posts()) == 1, "the second run sent again"
+    texts = [post.text for post in slack.delivered()]
+    assert all(sent(texts, key) == 1 for key in opened)
+    assert all(sent(texts, key) == 0 for key in muted)
+    silenced = sorted(len(run.report["silenced"]) for run in runs if run.report)
+    assert silenced == [0, 10] or silenced == [10, 10], silenced
+
+    expired = run_job(["silence", "expire", added.stdout.strip()], org.env())
+    assert expired.exit_code == 0, expired.stderr
+    runs = run_together((["notifier"], env), (["notifier"], env))
+    assert [run.exit_code for run in runs] == [0, 0], [run.stderr for run in runs]
+    assert len(slack.posts()) == 2, "the second run sent again"
+    texts = [post.text for post in slack.delivered()]
+    assert all(sent(texts, key) == 1 for key in [*muted, *opened])
+    assert {alert.dedup_key for alert in query_alerts(org, bucket="alerted_")} == {*muted, *opened}
 
 
 # Lease semantics

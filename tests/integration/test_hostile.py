@@ -100,7 +100,34 @@ def routes(text: str) -> Callable[[PhalanxRepo, Path], dict[str, str]]:
     return setup
 
 
+def catalog(text: str) -> Callable[[PhalanxRepo, Path], dict[str, str]]:
+    def setup(repo: PhalanxRepo, tmp: Path) -> dict[str, str]:
+        good_repo(repo)
+        path = tmp / "catalog.yaml"
+        path.write_text(text)
+        return {"SCRAPE_CATALOG": str(path)}
+
+    return setup
+
+
 CASES = [
+    Hostile(
+        "catalog-with-a-reference",
+        ("telegraf-config",),
+        2,
+        "entries[0].path",
+        catalog(
+            "entries:\n  - application: argocd\n    component: x\n    selector: app=x\n"
+            "    port: 80\n    path: /m/${INFLUX_TOKEN}\n"
+        ),
+    ),
+    Hostile(
+        "nested-catalog",
+        ("telegraf-config",),
+        2,
+        "nested too deeply",
+        catalog("entries: " + "[" * 60_000 + "]" * 60_000 + "\n"),
+    ),
     Hostile(
         "nested-yaml",
         REPO_JOBS,
@@ -298,10 +325,15 @@ def injected_name(thief: str, token: bool) -> str:
 
 
 def without_cluster_inputs(text: str) -> str:
-    """The configuration text without its two Kubernetes inputs, which need a cluster to load
-    (their tables cut out of the text as written: the rest is byte for byte what was made)."""
+    """The configuration text without the inputs that need a cluster to load (the two
+    Kubernetes inputs, and the control plane's certificate, read with the cluster's CA): their
+    tables, sub-tables included, cut out of the text as written: the rest is byte for byte what
+    was made."""
     return re.sub(
-        r"^\[\[inputs\.(kube_inventory|kubernetes)\]\]\n(?:(?!\[).*\n)*", "", text, flags=re.M
+        r"^\[\[?inputs\.(kube_inventory|kubernetes|x509_cert)(\.[a-z_]+)?\]\]?\n(?:(?!\[).*\n)*",
+        "",
+        text,
+        flags=re.M,
     )
 
 

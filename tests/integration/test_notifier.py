@@ -74,6 +74,7 @@ def slack() -> Iterator[SlackServer]:
 def buckets(org: OrgUnderTest) -> OrgUnderTest:
     create_bucket(org, "multiapp_")
     create_bucket(org, "alerted_")
+    create_bucket(org, "silences_")
     return org
 
 

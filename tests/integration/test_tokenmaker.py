@@ -341,11 +341,37 @@ def test_notifier_reads_findings_and_records_alerts_only(
     assert write(org, token, "alerted_", 'alert,dedup_key=k message="sent"') == 204
     recorded = query(org, token, 'from(bucket: "alerted_") |> range(start: -1h)')
     assert recorded.status_code == 200 and "sent" in recorded.text
+    # Silences it reads; the heartbeat lists the tasks.
+    assert query(org, token, 'from(bucket: "silences_") |> range(start: -1h)').status_code == 200
+    with client(org, token) as api:
+        assert api.get("/api/v2/tasks", params={"orgID": org.id}).status_code == 200
     # Outside its scope:
     assert write(org, token, "multiapp_", "alert value=1") == 403
+    assert write(org, token, "silences_", 'silence,id=x comment="y"') == 403
     assert write(org, token, "alpha", "probe value=1") == 403
     assert query(org, token, 'from(bucket: "alpha") |> range(start: -1h)').status_code == 404
     with client(org, token) as api:
+        denied = api.post(
+            "/api/v2/buckets", json={"orgID": org.id, "name": "sneaky", "retentionRules": []}
+        )
+        assert denied.status_code == 401
+
+
+def test_silencer_reads_and_writes_silences_and_nothing_else(
+    fleet: tuple[Org, dict[str, str]],
+) -> None:
+    org, tokens = fleet
+    token = tokens["silencer"]
+    assert write(org, token, "silences_", 'silence,id=s1 comment="maintenance"') == 204
+    stored = query(org, token, 'from(bucket: "silences_") |> range(start: -1h)')
+    assert stored.status_code == 200 and "maintenance" in stored.text
+    for bucket in ("multiapp_", "alerted_", "alpha"):
+        assert write(org, token, bucket, "probe value=1") == 403, bucket
+        query_other = query(org, token, f'from(bucket: "{bucket}") |> range(start: -1h)')
+        assert query_other.status_code == 404, bucket
+    with client(org, token) as api:
+        label = api.post("/api/v2/labels", json={"orgID": org.id, "name": "no-lease"})
+        assert label.status_code == 401  # no lease: silences are points with unique IDs
         denied = api.post(
             "/api/v2/buckets", json={"orgID": org.id, "name": "sneaky", "retentionRules": []}
         )
@@ -370,6 +396,7 @@ def test_bucketmaker_token_runs_bucketmaker_and_bucketmapper(
         "gamma",
         "multiapp_",
         "alerted_",
+        "silences_",
         "influxdb_",
         "probes_",
     }
@@ -626,7 +653,7 @@ def test_bucket_ownership_does_not_let_a_task_write_org_ownership_does(
         # A rerun of tokenmaker makes it an owner again, and the same task can write.
         # (and makes the roles not selected before, and dashboardmaker's stack)
         rerun = tokenmaker(org).changes
-        assert [c["kind"] for c in rerun] == ["org-owner", *["token"] * 8, "stack"]
+        assert [c["kind"] for c in rerun] == ["org-owner", *["token"] * 9, "stack"]
         _, status, logs = run_task(org, tokens["taskmaker"], COPY_TASK.format(name="owner"))
         assert status == "success", logs
 

@@ -17,6 +17,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from support.binaries import cached_binary, require_binary
+
 __all__ = [
     "CHART",
     "FULL_VALUES",
@@ -35,30 +37,15 @@ class HelmUnavailable(Exception):
     """No helm binary: the reason says what to do."""
 
 
-def _cache_root() -> Path:
-    root = os.environ.get("RUBIN_MONITORING_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rubin-monitoring"
-    )
-    return Path(root)
-
-
 def helm_binary() -> Path | None:
     """``$HELM_BIN``, else the cached build of ``scripts/provision-helm``, else None."""
-    explicit = os.environ.get("HELM_BIN")
-    if explicit:
-        return Path(explicit)
-    path = _cache_root() / f"helm-{HELM_VERSION}" / "helm"
-    return path if path.exists() else None
+    return cached_binary("HELM_BIN", f"helm-{HELM_VERSION}/helm")
 
 
 def require_helm() -> Path:
     """The helm binary, or :class:`HelmUnavailable` saying how to get one."""
-    binary = helm_binary()
-    if binary is None:
-        raise HelmUnavailable("no helm binary (run scripts/provision-helm or set HELM_BIN)")
-    if not os.access(binary, os.X_OK):
-        raise HelmUnavailable(f"helm binary {binary} is missing or not executable")
-    return binary
+    hint = "run scripts/provision-helm or set HELM_BIN"
+    return require_binary(helm_binary(), "helm", hint, HelmUnavailable)
 
 
 def helm(binary: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

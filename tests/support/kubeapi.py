@@ -34,6 +34,8 @@ from pathlib import Path
 import httpx
 import yaml
 
+from support.binaries import cache_root, cached_binary, require_binary
+
 __all__ = [
     "KINE_VERSION",
     "KUBERNETES_VERSION",
@@ -65,20 +67,9 @@ class KubeAPI:
     client: httpx.Client
 
 
-def _cache_root() -> Path:
-    root = os.environ.get("RUBIN_MONITORING_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rubin-monitoring"
-    )
-    return Path(root)
-
-
 def apiserver_binary() -> Path | None:
     """``$KUBE_APISERVER_BIN``, else the cached build of ``scripts/provision-kube``, else None."""
-    explicit = os.environ.get("KUBE_APISERVER_BIN")
-    if explicit:
-        return Path(explicit)
-    path = _cache_root() / f"kube-{KUBERNETES_VERSION}" / "kube-apiserver"
-    return path if path.exists() else None
+    return cached_binary("KUBE_APISERVER_BIN", f"kube-{KUBERNETES_VERSION}/kube-apiserver")
 
 
 def storage_binary() -> Path | None:
@@ -89,17 +80,13 @@ def storage_binary() -> Path | None:
     etcd = shutil.which("etcd")
     if etcd is not None:
         return Path(etcd)
-    kine = _cache_root() / f"kine-{KINE_VERSION}" / "kine"
+    kine = cache_root() / f"kine-{KINE_VERSION}" / "kine"
     return kine if kine.exists() else None
 
 
 def _require(binary: Path | None, what: str) -> Path:
     hint = "run scripts/provision-kube, or set KUBE_APISERVER_BIN and ETCD_BIN"
-    if binary is None:
-        raise KubeUnavailable(f"no {what} binary ({hint})")
-    if not os.access(binary, os.X_OK):
-        raise KubeUnavailable(f"{what} binary {binary} is missing or not executable ({hint})")
-    return binary
+    return require_binary(binary, what, hint, KubeUnavailable)
 
 
 def _free_port() -> int:

@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 
 from rubin_monitoring.models.metrics import ksm_arguments, ksm_rbac_rules
+from support.binaries import cached_binary, require_binary
 from support.kubeapi import KubeAPI
 
 __all__ = [
@@ -57,33 +58,17 @@ class KubeStateMetricsUnavailable(Exception):
     """No kube-state-metrics binary: the reason says what to do."""
 
 
-def _cache_root() -> Path:
-    root = os.environ.get("RUBIN_MONITORING_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rubin-monitoring"
-    )
-    return Path(root)
-
-
 def kube_state_metrics_binary() -> Path | None:
     """``$KUBE_STATE_METRICS_BIN``, else the cached build of the provision script, else None."""
-    explicit = os.environ.get("KUBE_STATE_METRICS_BIN")
-    if explicit:
-        return Path(explicit)
-    path = _cache_root() / f"kube-state-metrics-{KSM_VERSION}" / "kube-state-metrics"
-    return path if path.exists() else None
+    relative = f"kube-state-metrics-{KSM_VERSION}/kube-state-metrics"
+    return cached_binary("KUBE_STATE_METRICS_BIN", relative)
 
 
 def require_kube_state_metrics() -> Path:
     """The kube-state-metrics binary, or :class:`KubeStateMetricsUnavailable` saying how."""
-    binary = kube_state_metrics_binary()
     hint = "run scripts/provision-kube-state-metrics or set KUBE_STATE_METRICS_BIN"
-    if binary is None:
-        raise KubeStateMetricsUnavailable(f"no kube-state-metrics binary ({hint})")
-    if not os.access(binary, os.X_OK):
-        raise KubeStateMetricsUnavailable(
-            f"kube-state-metrics binary {binary} is missing or not executable ({hint})"
-        )
-    return binary
+    binary = kube_state_metrics_binary()
+    return require_binary(binary, "kube-state-metrics", hint, KubeStateMetricsUnavailable)
 
 
 @dataclass(frozen=True)

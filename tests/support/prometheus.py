@@ -16,7 +16,6 @@ a throwaway directory.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -32,6 +31,7 @@ from typing import Any
 import httpx
 import yaml
 
+from support.binaries import cached_binary, require_binary
 from support.kubestate import Sample, parse_exposition
 
 __all__ = [
@@ -50,32 +50,16 @@ class PrometheusUnavailable(Exception):
     """No Prometheus binary: the reason says what to do."""
 
 
-def _cache_root() -> Path:
-    root = os.environ.get("RUBIN_MONITORING_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rubin-monitoring"
-    )
-    return Path(root)
-
-
 def prometheus_binary() -> Path | None:
     """``$PROMETHEUS_BIN``, else the binary cached by ``scripts/provision-prometheus``, else
     None."""
-    explicit = os.environ.get("PROMETHEUS_BIN")
-    if explicit:
-        return Path(explicit)
-    path = _cache_root() / f"prometheus-{PROMETHEUS_VERSION}" / "prometheus"
-    return path if path.exists() else None
+    return cached_binary("PROMETHEUS_BIN", f"prometheus-{PROMETHEUS_VERSION}/prometheus")
 
 
 def require_prometheus() -> Path:
     """The Prometheus binary, or :class:`PrometheusUnavailable` saying how to get one."""
-    binary = prometheus_binary()
     hint = "run scripts/provision-prometheus or set PROMETHEUS_BIN"
-    if binary is None:
-        raise PrometheusUnavailable(f"no prometheus binary ({hint})")
-    if not os.access(binary, os.X_OK):
-        raise PrometheusUnavailable(f"prometheus binary {binary} is missing or not executable")
-    return binary
+    return require_binary(prometheus_binary(), "prometheus", hint, PrometheusUnavailable)
 
 
 def _free_port() -> int:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rubin_monitoring.services.telegraf_toml import EnvReference, telegraf_toml
+from support.binaries import cached_binary, require_binary
 
 __all__ = [
     "TELEGRAF_VERSION",
@@ -50,32 +51,15 @@ class TelegrafUnavailable(Exception):
     """No telegraf binary: the reason says what to do."""
 
 
-def _cache_root() -> Path:
-    root = os.environ.get("RUBIN_MONITORING_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rubin-monitoring"
-    )
-    return Path(root)
-
-
 def telegraf_binary() -> Path | None:
     """``$TELEGRAF_BIN``, else the cached build of ``scripts/provision-telegraf``, else None."""
-    explicit = os.environ.get("TELEGRAF_BIN")
-    if explicit:
-        return Path(explicit)
-    path = _cache_root() / f"telegraf-{TELEGRAF_VERSION}" / "telegraf"
-    return path if path.exists() else None
+    return cached_binary("TELEGRAF_BIN", f"telegraf-{TELEGRAF_VERSION}/telegraf")
 
 
 def require_telegraf() -> Path:
     """The telegraf binary, or :class:`TelegrafUnavailable` saying how to get one."""
-    binary = telegraf_binary()
-    if binary is None:
-        raise TelegrafUnavailable(
-            "no telegraf binary (run scripts/provision-telegraf or set TELEGRAF_BIN)"
-        )
-    if not os.access(binary, os.X_OK):
-        raise TelegrafUnavailable(f"telegraf binary {binary} is missing or not executable")
-    return binary
+    hint = "run scripts/provision-telegraf or set TELEGRAF_BIN"
+    return require_binary(telegraf_binary(), "telegraf", hint, TelegrafUnavailable)
 
 
 def _marked(value: Any) -> Any:

@@ -170,12 +170,18 @@ def test_cronjob_runs_a_console_script_with_known_settings(
                 ref = env[route["webhook_env"]]["valueFrom"]["secretKeyRef"]
                 assert ref == {"name": slack["secretName"], "key": route["webhookSecretKey"]}
             assert env["SLACK_ROUTES_FILE"]["value"] == ROUTES_FILE
+            heartbeat = values["notifier"]["heartbeat"]
+            if heartbeat["secretName"]:
+                ref = env["HEARTBEAT_URL"]["valueFrom"]["secretKeyRef"]
+                assert ref == {"name": heartbeat["secretName"], "key": heartbeat["key"]}
+            else:
+                assert "HEARTBEAT_URL" not in env
             mounts = {mount["name"]: mount for mount in container["volumeMounts"]}
             assert mounts["routes"]["mountPath"] == str(Path(ROUTES_FILE).parent)
             volumes = {volume["name"]: volume for volume in pod["volumes"]}
             assert volumes["routes"]["configMap"]["name"] == "rubin-monitoring-routes"
         else:
-            assert not {"SLACK_WEBHOOK_URL", "SLACK_ROUTES_FILE"} & set(env)
+            assert not {"SLACK_WEBHOOK_URL", "SLACK_ROUTES_FILE", "HEARTBEAT_URL"} & set(env)
 
 
 def test_every_container_is_locked_down(rendered: tuple[Any, list[dict[str, Any]]]) -> None:
@@ -204,7 +210,7 @@ def test_every_container_is_locked_down(rendered: tuple[Any, list[dict[str, Any]
 def test_rendered_routes_file_parses(
     rendered: tuple[Any, list[dict[str, Any]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rubin_monitoring.services.routes import load_routes
+    from rubin_monitoring.services.routes import DEFAULT_INHIBIT_RULES, load_routing
 
     values, docs = rendered
     data = by_kind(docs, "ConfigMap")["rubin-monitoring-routes"]["data"]
@@ -212,9 +218,16 @@ def test_rendered_routes_file_parses(
     path.write_text(data["routes.yaml"])
     for index, route in enumerate(values["notifier"]["routes"]):
         monkeypatch.setenv(route["webhook_env"], f"https://hooks.example.com/services/T/B/{index}")
-    routes = load_routes("https://hooks.example.com/services/T/B/x", str(path))
+    routing = load_routing("https://hooks.example.com/services/T/B/x", str(path))
     expected = [route["name"] for route in values["notifier"]["routes"]]
-    assert [route.name for route in routes] == [*expected, "default"]
+    assert [route.name for route in routing.routes] == [*expected, "default"]
+    for route, given in zip(routing.routes, values["notifier"]["routes"], strict=False):
+        assert route.group_by == (tuple(given["group_by"]) if "group_by" in given else None)
+    builtin = [rule.name for rule in DEFAULT_INHIBIT_RULES]
+    if not values["notifier"]["defaultInhibitRules"]:
+        builtin = []
+    rules = [rule["name"] for rule in values["notifier"]["inhibitRules"]]
+    assert [rule.name for rule in routing.inhibit_rules] == [*builtin, *rules]
 
 
 def _default(variable: str) -> str:

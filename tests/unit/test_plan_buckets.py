@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from rubin_monitoring.models.buckets import BucketSpec, ObservedBucket
+from rubin_monitoring.models.buckets import BucketSpec, ObservedBucket, auto_shard_group_seconds
 from rubin_monitoring.models.changes import Action
 from rubin_monitoring.services.buckets import plan_buckets
 
@@ -113,3 +113,22 @@ def test_buckets_of_held_applications_are_never_pruned() -> None:
     plan = plan_buckets([], [observed("held_app")], prune=True, held=frozenset({"held_app"}))
     assert plan.changes == [] and plan.orphans == []
     assert "kept as it is" in plan.notes[0].reason
+
+
+def test_auto_shard_groups_are_half_the_retention_in_whole_hours() -> None:
+    assert auto_shard_group_seconds(7 * 86400) == 84 * 3600  # 3d12h: at most 3 shard groups
+    assert auto_shard_group_seconds(3600) == 3600
+    assert auto_shard_group_seconds(5400) == 3600
+    assert auto_shard_group_seconds(3 * 3600) == 2 * 3600  # 1.5h rounded up
+    assert auto_shard_group_seconds(400 * 86400) == 30 * 86400
+    assert auto_shard_group_seconds(0) == 30 * 86400  # infinite retention
+
+
+def test_a_bucket_whose_shard_groups_differ_is_updated_in_place() -> None:
+    current = ObservedBucket("id-a", "a", WEEK, OWNED, shard_group_seconds=86400)
+    wanted = BucketSpec("a", WEEK, "Telegraf metrics", 84 * 3600)
+    (change,) = plan_buckets([wanted], [current]).changes
+    assert change.action is Action.UPDATE
+    assert change.reason == "shard groups 1d -> 3d12h"
+    same = ObservedBucket("id-a", "a", WEEK, OWNED, shard_group_seconds=84 * 3600)
+    assert plan_buckets([wanted], [same]).changes == []

@@ -63,6 +63,7 @@ BUCKETS = [
     bucket("beta"),
     bucket("multiapp_"),
     bucket("alerted_"),
+    bucket("silences_"),
     bucket("probes_"),
     bucket("influxdb_"),
     bucket("handmade", description="someone else's"),
@@ -84,6 +85,7 @@ ROLES = [
     "taskmaker",
     "notifier",
     "dashboardmaker",
+    "silencer",
     "probe-telegraf",
     "host-telegraf",
     "receiver",
@@ -239,7 +241,15 @@ def test_each_role_gets_only_what_its_job_needs() -> None:
         Permission("read", "buckets", ORG, "id-multiapp_"),
         Permission("read", "buckets", ORG, "id-alerted_"),
         Permission("write", "buckets", ORG, "id-alerted_"),
+        # Silences mute alerts; the heartbeat checks the tasks' last runs.
+        Permission("read", "buckets", ORG, "id-silences_"),
+        Permission("read", "tasks", ORG),
         *leases,
+    }
+    # People adding and ending silences: silences_ and nothing else (no lease, no org).
+    assert roles[Role.SILENCER].permissions == {
+        Permission("read", "buckets", ORG, "id-silences_"),
+        Permission("write", "buckets", ORG, "id-silences_"),
     }
     # A stack cannot be granted (no such permission type): tokenmaker creates dashboardmaker's.
     assert roles[Role.DASHBOARDMAKER].permissions == {
@@ -274,7 +284,9 @@ def test_application_buckets_are_owned_non_internal_buckets() -> None:
     assert [b.name for b in application_buckets(BUCKETS)] == ["alpha", "beta"]
 
 
-@pytest.mark.parametrize("missing", [["multiapp_"], ["alerted_"], ["multiapp_", "alerted_"]])
+@pytest.mark.parametrize(
+    "missing", [["multiapp_"], ["alerted_"], ["silences_"], ["multiapp_", "alerted_"]]
+)
 def test_missing_internal_buckets_say_run_bucketmaker_first(missing: list[str]) -> None:
     buckets = [b for b in BUCKETS if b.name not in missing]
     with pytest.raises(ConfigError) as caught:
@@ -286,7 +298,8 @@ def test_missing_internal_buckets_say_run_bucketmaker_first(missing: list[str]) 
 
 
 def test_no_application_bucket_blocks_only_the_telegraf_tokens() -> None:
-    internal = [b for b in BUCKETS if b.name in ("multiapp_", "alerted_", "probes_", "influxdb_")]
+    names = ("multiapp_", "alerted_", "silences_", "probes_", "influxdb_")
+    internal = [b for b in BUCKETS if b.name in names]
     desired, conflicts = desired_tokens(ORG, "rubin", internal, environments=ENVIRONMENTS)
     assert [spec.role for spec in desired] == ROLES[2:]
     assert [(c.category, c.kind, c.name) for c in conflicts] == [
@@ -357,7 +370,7 @@ def test_role_option_accepts_fixed_and_per_environment_roles() -> None:
         select_roles(["telegraf-base"], environments)
     assert str(caught.value) == (
         "unknown --role 'telegraf-base' (roles: bucketmaker, taskmaker, notifier, "
-        "dashboardmaker, probe-telegraf, host-telegraf, receiver, telegraf-idfdev, "
+        "dashboardmaker, silencer, probe-telegraf, host-telegraf, receiver, telegraf-idfdev, "
         "telegraf-summit, receiver-idfdev, receiver-summit, telegraf)"
     )
     with pytest.raises(ConfigError):
@@ -398,7 +411,7 @@ def test_converged_run_changes_nothing_and_lists_the_existing_tokens() -> None:
     assert plan.orphans == []
     assert stale(plan) == []
     assert existing(plan) == ROLES
-    assert plan.unchanged == 13  # user, ownership, eleven tokens
+    assert plan.unchanged == 14  # user, ownership, twelve tokens
 
 
 def test_bot_without_ownership_gets_only_the_ownership() -> None:
@@ -708,6 +721,7 @@ def test_apply_creates_the_bot_before_its_token_and_returns_values_once() -> Non
         ("create_authorization", "taskmaker", "new-bot"),
         ("create_authorization", "notifier", "admin"),
         ("create_authorization", "dashboardmaker", "admin"),
+        ("create_authorization", "silencer", "admin"),
         ("create_authorization", "probe-telegraf", "admin"),
         ("create_authorization", "host-telegraf", "admin"),
         ("create_authorization", "receiver", "admin"),
@@ -769,7 +783,7 @@ def test_dry_run_calls_nothing_that_writes() -> None:
     result = run(auths, dry_run=True)
     assert auths.calls == []
     assert result.tokens == {}
-    assert len(result.results) == 13  # the bot user, its ownership, eleven tokens
+    assert len(result.results) == 14  # the bot user, its ownership, twelve tokens
 
 
 def test_empty_bot_user_is_bad_input() -> None:

@@ -1,5 +1,5 @@
-"""Alerts: findings read from ``multiapp_``, records of sent alerts in ``alerted_``, Slack routes,
-the messages planned for each route, and the notifier's report.
+"""Alerts: findings read from ``multiapp_``, records of sent alerts in ``alerted_``, Slack routes
+and inhibition rules, the messages planned for each route, and the notifier's report.
 
 A :class:`Route` carries its webhook URL, which is a secret: it is excluded from ``repr`` and
 never rendered by anything here. Routes are shown by name only.
@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from ..exceptions import RubinMonitoringError, exit_code
+from .matchers import Matcher, matches_all, pod_of
 
 # Severities in the order alerts are listed; anything else sorts after them.
 SEVERITY_ORDER = ("critical", "error", "warning", "info")
@@ -63,6 +64,18 @@ class Alert:
     rows: int = 1
 
     @property
+    def labels(self) -> dict[str, str]:
+        """What matchers (silences, inhibition rules) and ``group_by`` see: the tags, and the
+        pod of an application check's ``dedup_key``."""
+        return {
+            "cluster": self.cluster,
+            "application": self.application,
+            "check": self.check,
+            "severity": self.severity,
+            "pod": pod_of(self.check, self.dedup_key),
+        }
+
+    @property
     def sort_key(self) -> tuple[int, int, str, str, str, str]:
         """Firing before resolved, then by severity, cluster, application, check, key."""
         firing_first = 0 if self.status is AlertStatus.FIRING else 1
@@ -92,15 +105,37 @@ class AlertRecord:
     value: float | None = None
 
 
+GROUP_BY_LABELS: tuple[str, ...] = ("cluster", "application", "check", "severity")
+"""The labels a route may group its messages by."""
+GROUP_EACH = "..."
+"""``group_by: ['...']``: every alert in a message of its own (Alertmanager's spelling)."""
+
+
 @dataclass(frozen=True)
 class Route:
-    """Where a group of alerts goes. ``url`` is a secret: never in repr, logs or output."""
+    """Where a group of alerts goes. ``url`` is a secret: never in repr, logs or output.
+
+    ``group_by``, ``repeat_seconds`` and ``send_resolved`` are the route's own timing and
+    grouping; None takes the global setting (no grouping: every alert of the route in as few
+    messages as fit; ``ALERT_REPEAT_INTERVAL``; ``SEND_RESOLVED``)."""
 
     name: str
     url: str = field(repr=False)
     clusters: frozenset[str] = frozenset()
     applications: frozenset[str] = frozenset()
     severities: frozenset[str] = frozenset()
+    group_by: tuple[str, ...] | None = None
+    repeat_seconds: int | None = None
+    send_resolved: bool | None = None
+
+    def group_of(self, alert: Alert) -> tuple[tuple[str, str], ...]:
+        """The (label, value) pairs that put ``alert`` in its message group."""
+        if not self.group_by:
+            return ()
+        labels = alert.labels
+        if GROUP_EACH in self.group_by:
+            return (("dedup_key", alert.dedup_key),)
+        return tuple((label, labels[label]) for label in self.group_by)
 
     def matches(self, alert: Alert) -> bool:
         """Every given criterion must match; a route without criteria matches everything."""
@@ -112,14 +147,58 @@ class Route:
 
 
 @dataclass(frozen=True)
+class InhibitRule:
+    """Alerts matching ``target`` are not sent while an alert matching ``source`` fires with the
+    same values of the ``equal`` labels (Alertmanager's inhibition). An alert matching both
+    sides is inhibited only by a source that does not match the target side too."""
+
+    name: str
+    source: tuple[Matcher, ...]
+    target: tuple[Matcher, ...]
+    equal: tuple[str, ...] = ()
+
+    def inhibits(self, source: Alert, target: Alert) -> bool:
+        """Whether firing ``source`` inhibits ``target`` under this rule."""
+        if source.dedup_key == target.dedup_key or source.status is not AlertStatus.FIRING:
+            return False
+        target_labels, source_labels = target.labels, source.labels
+        if not matches_all(self.target, target_labels):
+            return False
+        if not matches_all(self.source, source_labels):
+            return False
+        if matches_all(self.source, target_labels) and matches_all(self.target, source_labels):
+            return False
+        return all(source_labels[label] == target_labels[label] for label in self.equal)
+
+
+@dataclass(frozen=True)
+class SilencedAlert:
+    """An alert not sent because a silence matches it."""
+
+    alert: Alert
+    silence_id: str
+
+
+@dataclass(frozen=True)
+class InhibitedAlert:
+    """An alert not sent because another (``source``, its ``dedup_key``) inhibits it."""
+
+    alert: Alert
+    rule: str
+    source: str
+
+
+@dataclass(frozen=True)
 class SlackMessage:
-    """One Slack message for one route: part ``part`` of ``parts`` for that route in this run."""
+    """One Slack message for one route: part ``part`` of ``parts`` of its group for that route
+    in this run (``group``: the route's ``group_by`` labels and their values, if any)."""
 
     route: Route
     text: str
     alerts: tuple[Alert, ...]
     part: int = 1
     parts: int = 1
+    group: tuple[tuple[str, str], ...] = ()
 
 
 class Delivery(StrEnum):
@@ -147,6 +226,27 @@ class MessageResult:
         return self.status not in (Delivery.PLANNED, Delivery.SENT)
 
 
+class HeartbeatStatus(StrEnum):
+    """What became of the heartbeat after a run."""
+
+    SENT = "sent"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class HeartbeatResult:
+    """The heartbeat call of one run: sent, skipped (and why: the chain is not healthy, or a
+    dry run), or failed (the URL did not answer 2xx). The URL itself is never part of it."""
+
+    status: HeartbeatStatus
+    reason: str = ""
+    attempts: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {"status": self.status.value, "reason": self.reason, "attempts": self.attempts}
+
+
 @dataclass
 class NotifierReport:
     """What the notifier did (or, dry-run, would do) in one run."""
@@ -159,13 +259,20 @@ class NotifierReport:
     unrouted: list[Alert] = field(default_factory=list)
     errors: list[RubinMonitoringError] = field(default_factory=list)
     job: str = "notifier"
+    silenced: list[SilencedAlert] = field(default_factory=list)
+    inhibited: list[InhibitedAlert] = field(default_factory=list)
+    heartbeat: HeartbeatResult | None = None
+    """None: no ``HEARTBEAT_URL``."""
 
     @property
     def exit_code(self) -> int:
         """The one rule (:func:`rubin_monitoring.exceptions.exit_code`): 3 when InfluxDB refused
-        the token or went away, 1 when an alert was not delivered."""
+        the token or went away, 1 when an alert was not delivered or the heartbeat failed."""
         failed = bool(self.unrouted) or any(result.failed for result in self.results)
-        return exit_code(self.errors, failed=failed)
+        heartbeat_failed = (
+            self.heartbeat is not None and self.heartbeat.status is HeartbeatStatus.FAILED
+        )
+        return exit_code(self.errors, failed=failed or heartbeat_failed)
 
     def _alerts(self, *statuses: Delivery) -> list[Alert]:
         return [
@@ -185,6 +292,8 @@ class NotifierReport:
             "findings": self.findings,
             "alerts": self.alerts,
             "suppressed": len(self.suppressed),
+            "silenced": len(self.silenced),
+            "inhibited": len(self.inhibited),
             "planned": len(planned),
             "sent": len(sent),
             "resolved": kinds.get(AlertStatus.RESOLVED, 0),

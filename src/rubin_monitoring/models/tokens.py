@@ -29,6 +29,8 @@ class Role(StrEnum):
     TASKMAKER = "taskmaker"
     NOTIFIER = "notifier"
     DASHBOARDMAKER = "dashboardmaker"
+    SILENCER = "silencer"
+    """People adding and ending silences (``silence add|query|expire``): ``silences_`` only."""
     PROBE_TELEGRAF = "probe-telegraf"
     """The probe Telegraf (``probe-config``): writes ``probes_``."""
     HOST_TELEGRAF = "host-telegraf"

@@ -10,9 +10,16 @@ tokens to re-issue.
 
 from __future__ import annotations
 
-from ..config import ALERT_BUCKET, ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS
+from ..config import (
+    ALERT_BUCKET,
+    ALERTED_BUCKET,
+    ALERTED_RETENTION_SECONDS,
+    INTERNAL_BUCKET_RETENTION_SECONDS,
+    SILENCES_BUCKET,
+    SILENCES_RETENTION_SECONDS,
+)
 from ..durations import format_duration
-from ..models.buckets import BucketSpec, DbrpSpec, ObservedBucket
+from ..models.buckets import BucketSpec, DbrpSpec, ObservedBucket, auto_shard_group_seconds
 from ..models.changes import (
     Action,
     Change,
@@ -35,23 +42,44 @@ KIND = "bucket"
 BucketPlan = Plan[BucketSpec, ObservedBucket]
 
 
-def desired_buckets(inventory: Inventory, retention_seconds: int) -> list[BucketSpec]:
+def desired_buckets(
+    inventory: Inventory, retention_seconds: int, shard_group_seconds: int | None = None
+) -> list[BucketSpec]:
     """One bucket per application bucket name the inventory enables (with
-    ``retention_seconds``), then ``multiapp_`` and ``alerted_`` (1h), and the fleet checks'
-    ``influxdb_`` and ``probes_`` (``retention_seconds``)."""
+    ``retention_seconds``), then ``multiapp_`` (1h), ``alerted_`` (7d, the longest repeat
+    interval allowed), ``silences_`` (31d, longer than a silence may last), and the fleet
+    checks' ``influxdb_`` and ``probes_`` (``retention_seconds``). Every bucket's shard groups
+    span ``shard_group_seconds`` (None: :func:`auto_shard_group_seconds` of its retention)."""
+
+    def bucket(name: str, retention: int, purpose: str) -> BucketSpec:
+        shard = shard_group_seconds or auto_shard_group_seconds(retention)
+        if retention and shard > retention:  # InfluxDB refuses it: 1h buckets stay 1h
+            shard = auto_shard_group_seconds(retention)
+        return BucketSpec(name, retention, purpose, shard)
+
     specs = [
-        BucketSpec(name, retention_seconds, f"Telegraf metrics of application {name}")
+        bucket(name, retention_seconds, f"Telegraf metrics of application {name}")
         for name in inventory.buckets
     ]
-    specs.append(BucketSpec(ALERT_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, "Alert findings"))
-    specs.append(BucketSpec(ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, "Alerts sent"))
+    specs.append(bucket(ALERT_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, "Alert findings"))
+    specs.append(bucket(ALERTED_BUCKET, ALERTED_RETENTION_SECONDS, "Alerts sent"))
     specs.append(
-        BucketSpec(HOST_BUCKET, retention_seconds, "Metrics of the InfluxDB host (check disk)")
+        bucket(SILENCES_BUCKET, SILENCES_RETENTION_SECONDS, "Alert silences (silence add)")
     )
     specs.append(
-        BucketSpec(PROBES_BUCKET, retention_seconds, "Site probes (checks site_down, tls_expiry)")
+        bucket(HOST_BUCKET, retention_seconds, "Metrics of the InfluxDB host (check disk)")
+    )
+    specs.append(
+        bucket(PROBES_BUCKET, retention_seconds, "Site probes (checks site_down, tls_expiry)")
     )
     return specs
+
+
+def _shard_drift(spec: BucketSpec, current: ObservedBucket) -> bool:
+    """Whether the bucket's shard-group duration differs from the desired one (when both are
+    known)."""
+    wanted, found = spec.shard_group_seconds, current.shard_group_seconds
+    return wanted is not None and found is not None and wanted != found
 
 
 def _retention(seconds: int) -> str:
@@ -101,11 +129,19 @@ def plan_buckets(
         elif force:
             reason = "FORCE: description and retention re-applied in place"
             plan.changes.append(Change(Action.UPDATE, KIND, spec.name, reason, spec, current))
-        elif current.retention_seconds != spec.retention_seconds:
-            reason = (
-                f"retention {_retention(current.retention_seconds)} -> "
-                f"{_retention(spec.retention_seconds)}"
-            )
+        elif current.retention_seconds != spec.retention_seconds or _shard_drift(spec, current):
+            reasons = []
+            if current.retention_seconds != spec.retention_seconds:
+                reasons.append(
+                    f"retention {_retention(current.retention_seconds)} -> "
+                    f"{_retention(spec.retention_seconds)}"
+                )
+            if _shard_drift(spec, current):
+                reasons.append(
+                    f"shard groups {format_duration(current.shard_group_seconds or 0)} -> "
+                    f"{format_duration(spec.shard_group_seconds or 0)}"
+                )
+            reason = ", ".join(reasons)
             plan.changes.append(Change(Action.UPDATE, KIND, spec.name, reason, spec, current))
         else:
             plan.unchanged += 1
@@ -142,11 +178,12 @@ def _limit_prune(plan: BucketPlan, owned: int, max_share: int) -> None:
 
 
 # Roles whose tokens name one of the toolkit's internal buckets by ID.
-_INTERNAL_ROLES = {
-    ALERT_BUCKET: "notifier",
-    ALERTED_BUCKET: "notifier",
-    PROBES_BUCKET: "probe-telegraf",
-    HOST_BUCKET: "host-telegraf",
+_INTERNAL_ROLES: dict[str, tuple[str, ...]] = {
+    ALERT_BUCKET: ("notifier",),
+    ALERTED_BUCKET: ("notifier",),
+    SILENCES_BUCKET: ("notifier", "silencer"),
+    PROBES_BUCKET: ("probe-telegraf",),
+    HOST_BUCKET: ("host-telegraf",),
 }
 # More environments than this: name them all with --role telegraf.
 _ENVIRONMENTS_NAMED = 3
@@ -168,9 +205,10 @@ def broken_roles(buckets: list[str], inventory: Inventory) -> list[str]:
         if len(environments) <= _ENVIRONMENTS_NAMED
         else ["telegraf"]
     )
-    for bucket, role in _INTERNAL_ROLES.items():
-        if bucket in recreated and role not in roles:
-            roles.append(role)
+    for bucket, bucket_roles in _INTERNAL_ROLES.items():
+        for role in bucket_roles:
+            if bucket in recreated and role not in roles:
+                roles.append(role)
     if environments or HOST_BUCKET in recreated:
         roles.append(Role.RECEIVER.value)
     return roles
@@ -194,10 +232,11 @@ class BucketMaker(ObjectJob[list[ObservedBucket], BucketSpec, ObservedBucket]):
         *,
         recreate: bool = False,
         prune_max_share: int = 100,
+        shard_group_seconds: int | None = None,
     ) -> None:
         self.store = store
         self.inventory = inventory
-        self.desired = desired_buckets(inventory, retention_seconds)
+        self.desired = desired_buckets(inventory, retention_seconds, shard_group_seconds)
         self.recreate = recreate
         self.prune_max_share = prune_max_share
 

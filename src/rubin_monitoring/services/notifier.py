@@ -2,17 +2,20 @@
 
 Observe, plan, apply, report, as every job:
 
-1. Observe: the ``alert`` rows of the last look-back window, and the records of alerts sent
-   within the repeat interval.
-2. Plan (pure): one alert per ``dedup_key`` (the latest row); drop those whose last record is
-   ``firing`` (already sent within the interval); optionally add ``resolved`` notices for
-   recorded keys that stopped appearing; route each alert; pack each route's alerts into as
-   few Slack messages as the size limit allows.
+1. Observe: the ``alert`` rows of the last look-back window, the records of alerts sent within
+   the longest repeat interval (global or a route's), and the silences in ``silences_``.
+2. Plan (pure): one alert per ``dedup_key`` (the latest row); drop those an inhibition rule or
+   an active silence mutes (reported as inhibited or silenced, not recorded); drop those whose
+   last record is ``firing`` within their route's repeat interval (already sent); optionally add
+   ``resolved`` notices for recorded keys that stopped appearing (per route's
+   ``send_resolved``); route each alert; pack each route's alerts (per ``group_by`` group) into
+   as few Slack messages as the size limit allows.
 3. Apply: one worker per webhook, messages in order, paced and retried by the Slack adapter;
    after each ``ok`` the message's alerts are recorded in ``alerted_`` before the next message.
    A failed message is not recorded, so the next run sends it again; a crash between ``ok`` and
    the record can repeat one message once, never lose it.
-4. Report: what was sent (or would be, with ``--dry-run``) per route name; URLs never shown.
+4. Report: what was sent (or would be, with ``--dry-run``) per route name, and what was
+   silenced or inhibited; URLs never shown.
 """
 
 from __future__ import annotations
@@ -23,12 +26,17 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Any, Protocol
 
-from ..config import ALERTED_BUCKET, INTERNAL_BUCKET_RETENTION_SECONDS, NotifierSettings
-from ..exceptions import EXIT_INFLUXDB_UNAVAILABLE, RubinMonitoringError
+from ..config import ALERTED_BUCKET, NotifierSettings
+from ..exceptions import (
+    EXIT_CHANGES_FAILED,
+    EXIT_INFLUXDB_UNAVAILABLE,
+    ConfigError,
+    RubinMonitoringError,
+)
 from ..interrupts import stop_reason
 from ..models.alerts import (
     Alert,
@@ -36,14 +44,19 @@ from ..models.alerts import (
     AlertStatus,
     Delivery,
     Finding,
+    InhibitedAlert,
+    InhibitRule,
     MessageResult,
     NotifierReport,
     Route,
+    SilencedAlert,
     SlackMessage,
     severity_rank,
 )
 from ..models.names import one_line
+from ..models.silences import Silence
 from ..storage.slack import Sent, SlackDeliveryError
+from .muting import inhibit, silence
 from .routes import route_for
 
 log = logging.getLogger(__name__)
@@ -80,6 +93,13 @@ class AlertsNotRecordedError(RubinMonitoringError):
     exit_code = EXIT_INFLUXDB_UNAVAILABLE
 
 
+class SilencesNotAppliedError(RubinMonitoringError):
+    """``silences_`` is missing, or the token may not read it: the run sent its alerts without
+    silences (alerting must not stop for that), and exits 1 so someone fixes it."""
+
+    exit_code = EXIT_CHANGES_FAILED
+
+
 class AlertStoreLike(Protocol):
     """What the notifier needs from ``multiapp_`` and ``alerted_`` (see storage/alerts.py)."""
 
@@ -94,6 +114,13 @@ class AlertStoreLike(Protocol):
 
     def check_writable(self) -> None:
         """Prove that records can be written (raise :class:`RubinMonitoringError` if not)."""
+
+
+class SilenceSourceLike(Protocol):
+    """Where the notifier reads silences (see storage/silences.py)."""
+
+    def silences(self) -> list[Silence]:
+        """Every silence's latest state."""
 
 
 class SenderLike(Protocol):
@@ -115,16 +142,8 @@ class NotifierOptions:
 
 
 def notifier_options(settings: NotifierSettings, *, dry_run: bool) -> NotifierOptions:
-    """The notifier's options from its settings; warns when records would expire before the
-    repeat interval ends."""
-    if settings.repeat_seconds > INTERNAL_BUCKET_RETENTION_SECONDS:
-        log.warning(
-            "ALERT_REPEAT_INTERVAL %ds is longer than the retention of %s (%ds): records may "
-            "expire first, and alerts then repeat sooner",
-            settings.repeat_seconds,
-            ALERTED_BUCKET,
-            INTERNAL_BUCKET_RETENTION_SECONDS,
-        )
+    """The notifier's options from its settings (``ALERT_REPEAT_INTERVAL`` is already checked
+    against ``alerted_``'s retention, as each route's ``repeat_interval`` is)."""
     return NotifierOptions(
         lookback_seconds=settings.lookback_seconds,
         repeat_seconds=settings.repeat_seconds,
@@ -186,39 +205,121 @@ class AlertPlan:
     suppressed: list[Alert]
 
 
+def repeat_window(route: Route | None, default: int | None) -> int | None:
+    """The repeat interval of alerts going to ``route``: its own, else ``default``."""
+    if route is not None and route.repeat_seconds is not None:
+        return route.repeat_seconds
+    return default
+
+
+def records_window(routes: Sequence[Route], default: int) -> int:
+    """How far back records must be read: the longest repeat interval of any route."""
+    return max([default, *(route.repeat_seconds or 0 for route in routes)])
+
+
 def plan_alerts(
-    alerts: Sequence[Alert], records: Iterable[AlertRecord], *, send_resolved: bool
+    alerts: Sequence[Alert],
+    records: Iterable[AlertRecord],
+    *,
+    send_resolved: bool,
+    routes: Sequence[Route] = (),
+    repeat_seconds: int | None = None,
+    now: datetime | None = None,
+    current: Iterable[str] | None = None,
 ) -> AlertPlan:
-    """Alerts to send: those whose key was not notified as firing within the repeat interval
-    (``records`` covers exactly that interval), plus, with ``send_resolved``, a resolved notice
-    for each key whose last record is firing and which no longer appears in ``alerts``."""
+    """Alerts to send: those whose key was not notified as firing within its repeat interval,
+    plus a resolved notice for each key whose last record is firing and which no longer appears
+    in ``current`` (default: the keys of ``alerts``), where the route asks for them
+    (``send_resolved`` unless the route says otherwise).
+
+    The repeat interval of an alert is its route's (``routes``: the first that takes it), else
+    ``repeat_seconds``; records older than that (counted back from ``now``) do not hold it back.
+    Without ``repeat_seconds`` or ``now``, ``records`` is taken to cover exactly the interval.
+    """
     last = last_records(records)
+
+    def recent(record: AlertRecord, route: Route | None) -> bool:
+        window = repeat_window(route, repeat_seconds)
+        if window is None or now is None:
+            return True
+        return record.time >= now - timedelta(seconds=window)
+
+    def route_of(alert: Alert) -> Route | None:
+        return route_for(alert, routes) if routes else None
+
     send: list[Alert] = []
     suppressed: list[Alert] = []
     for alert in alerts:
         record = last.get(alert.dedup_key)
-        if record is not None and record.status is AlertStatus.FIRING:
+        if (
+            record is not None
+            and record.status is AlertStatus.FIRING
+            and recent(record, route_of(alert))
+        ):
             suppressed.append(alert)
         else:
             send.append(alert)
-    if send_resolved:
-        current = {alert.dedup_key for alert in alerts}
-        send.extend(
-            Alert(
-                dedup_key=record.dedup_key,
-                check=record.check,
-                application=record.application,
-                cluster=record.cluster,
-                severity=record.severity,
-                message=record.message,
-                value=record.value,
-                time=record.time,
-                status=AlertStatus.RESOLVED,
-            )
-            for key, record in last.items()
-            if record.status is AlertStatus.FIRING and key not in current
+    keys = {alert.dedup_key for alert in alerts} if current is None else set(current)
+    for key, record in last.items():
+        if record.status is not AlertStatus.FIRING or key in keys:
+            continue
+        notice = Alert(
+            dedup_key=record.dedup_key,
+            check=record.check,
+            application=record.application,
+            cluster=record.cluster,
+            severity=record.severity,
+            message=record.message,
+            value=record.value,
+            time=record.time,
+            status=AlertStatus.RESOLVED,
         )
+        route = route_of(notice)
+        wanted = (
+            send_resolved if route is None or route.send_resolved is None else route.send_resolved
+        )
+        if wanted and recent(record, route):
+            send.append(notice)
     return AlertPlan(sorted(send, key=lambda alert: alert.sort_key), suppressed)
+
+
+@dataclass(frozen=True)
+class NotificationPlan:
+    """Everything the notifier decided about this run's alerts."""
+
+    send: list[Alert]
+    suppressed: list[Alert]
+    silenced: list[SilencedAlert]
+    inhibited: list[InhibitedAlert]
+
+
+def plan_notifications(
+    alerts: Sequence[Alert],
+    records: Iterable[AlertRecord],
+    *,
+    routes: Sequence[Route],
+    options: NotifierOptions,
+    silences: Iterable[Silence] = (),
+    inhibit_rules: Iterable[InhibitRule] = (),
+    now: datetime,
+) -> NotificationPlan:
+    """Inhibition, then silences, then the repeat interval, as Alertmanager orders them: an
+    alert muted by a rule or a silence is reported as such (and not recorded), whatever was sent
+    before; resolved notices are silenced too, never inhibited. Pure."""
+    kept, inhibited = inhibit(alerts, inhibit_rules)
+    active = [item for item in silences if item.active(now)]
+    kept, silenced = silence(kept, active, now)
+    plan = plan_alerts(
+        kept,
+        records,
+        send_resolved=options.send_resolved,
+        routes=routes,
+        repeat_seconds=options.repeat_seconds,
+        now=now,
+        current=[alert.dedup_key for alert in alerts],
+    )
+    send, muted = silence(plan.send, active, now)
+    return NotificationPlan(send, plan.suppressed, silenced + muted, inhibited)
 
 
 def slack_length(text: str) -> int:
@@ -254,8 +355,11 @@ def format_alert(alert: Alert) -> str:
     return f"{emoji} *{_name(alert.severity.upper())}* {where} {check}: {what}{value}"
 
 
-def format_header(alerts: Sequence[Alert], part: int, parts: int) -> str:
-    """The first line of a message: counts by severity, and which part of how many."""
+def format_header(
+    alerts: Sequence[Alert], part: int, parts: int, group: Sequence[tuple[str, str]] = ()
+) -> str:
+    """The first line of a message: the group (if the route groups), counts by severity, and
+    which part of how many."""
     firing = [alert for alert in alerts if alert.status is AlertStatus.FIRING]
     resolved = len(alerts) - len(firing)
     counts = Counter(alert.severity.lower() for alert in firing)
@@ -268,11 +372,19 @@ def format_header(alerts: Sequence[Alert], part: int, parts: int) -> str:
         pieces.append(f"{resolved} resolved")
     part_of = f" (part {part} of {parts})" if parts > 1 else ""
     summary = _clip(", ".join(pieces), HEADER_RESERVE - 60)  # odd severities cannot overflow
-    return f"*rubin-monitoring alerts*: {summary}{part_of}"
+    where = ""
+    if group:
+        # Each value one short line, as in the alert lines; at most HEADER_RESERVE // 2 in all.
+        named = " ".join(f"{label}={_name(value)}" for label, value in group)
+        where = " " + _clip(named, HEADER_RESERVE // 2)
+    return f"*rubin-monitoring alerts*{where}: {summary}{part_of}"
 
 
 def split_messages(
-    route: Route, alerts: Sequence[Alert], max_chars: int = MAX_MESSAGE_CHARS
+    route: Route,
+    alerts: Sequence[Alert],
+    max_chars: int = MAX_MESSAGE_CHARS,
+    group: tuple[tuple[str, str], ...] = (),
 ) -> list[SlackMessage]:
     """Pack ``alerts`` (in order) into the fewest messages whose text fits ``max_chars``.
 
@@ -293,18 +405,19 @@ def split_messages(
         groups[-1].append((alert, line))
         used += size
     messages = []
-    for part, group in enumerate(groups, start=1):
-        members = tuple(alert for alert, _ in group)
-        header = format_header(members, part, len(groups))
-        text = "\n".join([header, *(line for _, line in group)])
-        messages.append(SlackMessage(route, text, members, part, len(groups)))
+    for part, lines in enumerate(groups, start=1):
+        members = tuple(alert for alert, _ in lines)
+        header = format_header(members, part, len(groups), group)
+        text = "\n".join([header, *(line for _, line in lines)])
+        messages.append(SlackMessage(route, text, members, part, len(groups), group))
     return messages
 
 
 def plan_messages(
     alerts: Sequence[Alert], routes: Sequence[Route], max_chars: int = MAX_MESSAGE_CHARS
 ) -> tuple[list[SlackMessage], list[Alert]]:
-    """Messages per route, in route order; and the alerts no route takes."""
+    """Messages per route, in route order (per ``group_by`` group, the group of the first alert
+    first); and the alerts no route takes."""
     by_route: dict[Route, list[Alert]] = defaultdict(list)
     unrouted: list[Alert] = []
     for alert in alerts:
@@ -313,12 +426,13 @@ def plan_messages(
             unrouted.append(alert)
         else:
             by_route[route].append(alert)
-    messages = [
-        message
-        for route in routes
-        if route in by_route
-        for message in split_messages(route, by_route[route], max_chars)
-    ]
+    messages = []
+    for route in routes:
+        groups: dict[tuple[tuple[str, str], ...], list[Alert]] = defaultdict(list)
+        for alert in by_route.get(route, ()):
+            groups[route.group_of(alert)].append(alert)  # in order: most severe group first
+        for group, members in groups.items():
+            messages.extend(split_messages(route, members, max_chars, group))
     return messages, unrouted
 
 
@@ -452,31 +566,71 @@ def _unwritable(store: AlertStoreLike) -> AlertsNotRecordedError | None:
     return None
 
 
+def read_silences(
+    source: SilenceSourceLike | None,
+) -> tuple[list[Silence], list[RubinMonitoringError]]:
+    """The silences, and the error to report when ``silences_`` cannot be read because it is
+    missing or the token may not read it (InfluxDB answers both with "bucket not found"): the
+    run then goes on without silences, since a missing bucket must not stop alerting. Any other
+    failure (InfluxDB unreachable, the token refused) stops the run, as for the findings: a
+    silenced alert is never sent because a read failed."""
+    if source is None:
+        return [], []
+    try:
+        return source.silences(), []
+    except ConfigError as error:
+        log.error("silences not applied, alerts are sent without them: %s", error)
+        return [], [
+            SilencesNotAppliedError(
+                f"silences not applied: {error}; run bucketmaker, then tokenmaker --rotate "
+                "--role notifier"
+            )
+        ]
+
+
 def run_notifier(
     store: AlertStoreLike,
     sender: SenderLike,
     routes: Sequence[Route],
     options: NotifierOptions,
+    *,
+    silences: SilenceSourceLike | None = None,
+    inhibit_rules: Iterable[InhibitRule] = (),
+    now: datetime | None = None,
 ) -> NotifierReport:
-    """Observe findings and records, plan the messages, send them (unless dry-run), report.
+    """Observe findings, records and silences, plan the messages, send them (unless dry-run),
+    report.
 
     Every alert sent is recorded in ``alerted_`` only after Slack answered ``ok``; an alert
     whose message failed is not recorded, so the next run sends it again. Before the first
     message the run proves it can write ``alerted_``; if it cannot, it sends nothing (exit 3).
+    Silenced and inhibited alerts are reported and neither sent nor recorded.
     """
     findings = store.findings(options.lookback_seconds)
     alerts = collapse(findings)
-    records = store.records(options.repeat_seconds)
-    plan = plan_alerts(alerts, records, send_resolved=options.send_resolved)
+    records = store.records(records_window(routes, options.repeat_seconds))
+    known, errors = read_silences(silences)
+    moment = now or datetime.now(UTC)
+    plan = plan_notifications(
+        alerts,
+        records,
+        routes=routes,
+        options=options,
+        silences=known,
+        inhibit_rules=inhibit_rules,
+        now=moment,
+    )
     messages, unrouted = plan_messages(plan.send, routes, options.max_chars)
     log.info(
         "%d findings, %d alerts: %d to send in %d message(s), %d already sent within the "
-        "repeat interval, %d without a route",
+        "repeat interval, %d silenced, %d inhibited, %d without a route",
         len(findings),
         len(alerts),
         len(plan.send) - len(unrouted),
         len(messages),
         len(plan.suppressed),
+        len(plan.silenced),
+        len(plan.inhibited),
         len(unrouted),
     )
     for alert in unrouted:
@@ -488,15 +642,14 @@ def run_notifier(
             alert.check,
         )
     results = [MessageResult(message) for message in messages]
-    errors: list[RubinMonitoringError] = []
     if not options.dry_run and results:
         unwritable = _unwritable(store)
         if unwritable is None:
             delivery = _Delivery(store, sender)
             delivery.run(results)
-            errors = delivery.errors
+            errors.extend(delivery.errors)
         else:
-            errors = [unwritable]
+            errors.append(unwritable)
             for result in results:
                 result.status, result.error = Delivery.SKIPPED, f"not sent: {unwritable}"
     return NotifierReport(
@@ -507,4 +660,6 @@ def run_notifier(
         results=results,
         unrouted=unrouted,
         errors=errors,
+        silenced=plan.silenced,
+        inhibited=plan.inhibited,
     )

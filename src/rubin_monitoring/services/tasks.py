@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..durations import parse_duration
@@ -322,9 +322,15 @@ class TaskHealth:
         return 1 if self.failing else 0
 
 
+def failing_tasks(tasks: Iterable[ObservedTask]) -> list[ObservedTask]:
+    """The tasks whose last run failed, by name (the notifier's heartbeat uses it too)."""
+    return sorted(
+        (task for task in tasks if task.last_run_status == "failed"), key=lambda t: t.name
+    )
+
+
 def task_health(store: InfluxDBStore) -> TaskHealth:
     """Owned tasks whose last run failed, from one task listing."""
     owner_id = store.current_user_id()
     owned = [task for task in store.list_tasks() if task.owned_by(owner_id)]
-    failing = [task for task in owned if task.last_run_status == "failed"]
-    return TaskHealth(failing=sorted(failing, key=lambda t: t.name), owned=len(owned))
+    return TaskHealth(failing=failing_tasks(owned), owned=len(owned))

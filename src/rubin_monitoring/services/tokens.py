@@ -11,9 +11,11 @@ telegraf-     write:buckets/<each bucket of an application the environment enabl
 bucketmaker   read:orgs/<org>, read+write:buckets, read+write:dbrp (whole org)       operator
 taskmaker     read:orgs/<org>, read:buckets, read+write:tasks (whole org),           bot user
               read:users/<the bot user itself>
-notifier      read:orgs/<org>, read:buckets/multiapp_, read+write:buckets/alerted_   operator
+notifier      read:orgs/<org>, read:buckets/multiapp_, read+write:buckets/alerted_,  operator
+              read:buckets/silences_, read:tasks (whole org; the heartbeat checks them)
 dashboard-    read:orgs/<org>, read+write:dashboards, read+write:variables           operator
 maker         (whole org)
+silencer      read+write:buckets/silences_ (nothing else: no lease, no org)          operator
 (the jobs)    read+write:labels (whole org): the lease every writing run takes
 probe-        write:buckets/probes_                                                  operator
 telegraf
@@ -25,6 +27,9 @@ receiver-     read:orgs/<org>: the value is the password of the environment's   
 <env>         remote-write listener; nothing else
 ============  =====================================================================  ==========
 
+* The silencer token is for people running ``silence add|query|expire``: it reads and writes
+  ``silences_`` and nothing else. Writes and Flux queries name the org by name and need no
+  ``read:orgs`` (verified on 2.7.12); silences are points with unique IDs, so no lease.
 * dashboardmaker applies its templates through a stack, and a stack cannot be granted (no
   permission type names it): creating one takes ``write:orgs/<org>``, which would also let the
   token change the org and its members. So tokenmaker creates the (empty) stack
@@ -93,7 +98,7 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..config import ALERT_BUCKET, ALERTED_BUCKET
+from ..config import ALERT_BUCKET, ALERTED_BUCKET, SILENCES_BUCKET
 from ..exceptions import ConfigError, RubinMonitoringError
 from ..models.buckets import ObservedBucket
 from ..models.changes import Action, Change, Note, NoteKind, Plan, ReconcileOptions, Report
@@ -126,9 +131,9 @@ log = logging.getLogger(__name__)
 ROLE_NAMES = tuple(role.value for role in Role)
 ALL_ROLES: frozenset[str] = frozenset(ROLE_NAMES)
 ROLE_HELP = (
-    "bucketmaker, taskmaker, notifier, dashboardmaker, probe-telegraf, host-telegraf, "
-    "receiver, telegraf-<environment>, receiver-<environment>, or telegraf (every "
-    "environment's Telegraf token)"
+    "bucketmaker, taskmaker, notifier, dashboardmaker, silencer, probe-telegraf, "
+    "host-telegraf, receiver, telegraf-<environment>, receiver-<environment>, or telegraf "
+    "(every environment's Telegraf token)"
 )
 
 KIND_USER = "user"
@@ -182,7 +187,7 @@ TokenPlan = Plan[TokenSpec, RoleTokens]
 
 def application_buckets(buckets: Iterable[ObservedBucket]) -> list[ObservedBucket]:
     """Owned buckets other than the toolkit's internal ones, by name."""
-    internal = {ALERT_BUCKET, ALERTED_BUCKET, HOST_BUCKET, PROBES_BUCKET}
+    internal = {ALERT_BUCKET, ALERTED_BUCKET, SILENCES_BUCKET, HOST_BUCKET, PROBES_BUCKET}
     return sorted(
         (bucket for bucket in buckets if bucket.owned and bucket.name not in internal),
         key=lambda bucket: bucket.name,
@@ -250,17 +255,19 @@ def desired_tokens(
     each, writing exactly those); ``bot_id`` is the bot user's ID when it exists (the
     taskmaker token may read that user). Pure.
 
-    Raises :class:`ConfigError` when ``multiapp_`` or ``alerted_`` is missing: tokenmaker
-    runs after bucketmaker.
+    Raises :class:`ConfigError` when ``multiapp_``, ``alerted_`` or ``silences_`` is missing:
+    tokenmaker runs after bucketmaker.
     """
     by_name = {bucket.name: bucket for bucket in buckets if not bucket.system}
-    missing = [name for name in (ALERT_BUCKET, ALERTED_BUCKET) if name not in by_name]
+    required = (ALERT_BUCKET, ALERTED_BUCKET, SILENCES_BUCKET)
+    missing = [name for name in required if name not in by_name]
     if missing:
         raise ConfigError(
             f"bucket {' and '.join(missing)} not found in organization {org_name!r}: "
             "run bucketmaker first"
         )
     alert, alerted = by_name[ALERT_BUCKET], by_name[ALERTED_BUCKET]
+    silences = by_name[SILENCES_BUCKET]
 
     def org_wide(action: str, kind: str) -> Permission:
         return Permission(action, kind, org_id)
@@ -334,12 +341,16 @@ def desired_tokens(
                 conflicts.append(Note(NoteKind.CONFLICT, KIND_TOKEN, role.value, reason))
                 continue
             permissions = {bucket(WRITE, target)}
+        elif role is Role.SILENCER:
+            permissions = {bucket(READ, silences), bucket(WRITE, silences)}
         else:
             permissions = {
                 read_org,
                 bucket(READ, alert),
                 bucket(READ, alerted),
                 bucket(WRITE, alerted),
+                bucket(READ, silences),
+                org_wide(READ, "tasks"),
                 *leases,
             }
         specs.append(

@@ -294,3 +294,16 @@ from(bucket: "{self.records_bucket}")
         points = [record_point(alert, route, moment) for alert in alerts]
         if points:
             self._write_points(points)
+
+    # Shared with storage/silences.py, which reads and writes its own bucket the same way (an
+    # AlertStore whose findings and records bucket are both silences_).
+
+    def rows(self, flux: str, bucket: str) -> list[dict[str, Any]]:
+        """The rows of a Flux query on ``bucket`` (named in errors), retried and errors mapped."""
+        return self._rows(flux, bucket)
+
+    def write_points(self, points: list[Point]) -> None:
+        """Write ``points`` (millisecond precision) into the records bucket, retried and
+        errors mapped; a retried write stores the same points again."""
+        if points:
+            self._write_points(points)

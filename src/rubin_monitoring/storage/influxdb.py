@@ -40,12 +40,31 @@ def _retention_seconds(bucket: dict[str, Any]) -> int:
     return 0
 
 
-def _retention_rules(retention_seconds: int) -> list[dict[str, object]]:
+def _shard_group_of(bucket: dict[str, Any]) -> int | None:
+    for rule in bucket.get("retentionRules") or []:
+        if rule.get("type", "expire") == "expire" and rule.get("shardGroupDurationSeconds"):
+            return int(rule["shardGroupDurationSeconds"])
+    return None
+
+
+def _observed_bucket(item: dict[str, Any]) -> ObservedBucket:
+    return ObservedBucket(
+        id=item["id"],
+        name=item["name"],
+        retention_seconds=_retention_seconds(item),
+        description=item.get("description"),
+        system=item.get("type") == "system",
+        shard_group_seconds=_shard_group_of(item),
+    )
+
+
+def _retention_rules(spec: BucketSpec) -> list[dict[str, object]]:
+    shard_group = spec.shard_group_seconds or shard_group_seconds(spec.retention_seconds)
     return [
         {
             "type": "expire",
-            "everySeconds": retention_seconds,
-            "shardGroupDurationSeconds": shard_group_seconds(retention_seconds),
+            "everySeconds": spec.retention_seconds,
+            "shardGroupDurationSeconds": shard_group,
         }
     ]
 
@@ -126,16 +145,7 @@ class InfluxDBStore:
         items = self._list("/api/v2/buckets", {"limit": BUCKET_PAGE_SIZE}, "buckets")
         if items and self._org_id is None:
             self._org_id = str(items[0]["orgID"])
-        return [
-            ObservedBucket(
-                id=item["id"],
-                name=item["name"],
-                retention_seconds=_retention_seconds(item),
-                description=item.get("description"),
-                system=item.get("type") == "system",
-            )
-            for item in items
-        ]
+        return [_observed_bucket(item) for item in items]
 
     def find_bucket(self, name: str) -> ObservedBucket | None:
         """The org's bucket called ``name``, or None (the server answers 404 for none)."""
@@ -147,13 +157,7 @@ class InfluxDBStore:
             raise
         for item in items:
             if item.get("name") == name:
-                return ObservedBucket(
-                    id=item["id"],
-                    name=item["name"],
-                    retention_seconds=_retention_seconds(item),
-                    description=item.get("description"),
-                    system=item.get("type") == "system",
-                )
+                return _observed_bucket(item)
         return None
 
     def _own_bucket_id(self, name: str) -> str | None:
@@ -167,7 +171,7 @@ class InfluxDBStore:
             "orgID": self.org_id,
             "name": spec.name,
             "description": spec.description,
-            "retentionRules": _retention_rules(spec.retention_seconds),
+            "retentionRules": _retention_rules(spec),
         }
 
         def send() -> str:
@@ -188,7 +192,7 @@ class InfluxDBStore:
         """Set the bucket's description and retention in place (ID and data stay)."""
         body = {
             "description": spec.description,
-            "retentionRules": _retention_rules(spec.retention_seconds),
+            "retentionRules": _retention_rules(spec),
         }
         self.http.request("PATCH", f"/api/v2/buckets/{bucket_id}", json=body)
 

@@ -10,7 +10,8 @@ once more without faults and counts again. The tests assert on the :class:`Outco
 Variants: ``force`` (the objects exist; the run rewrites them: buckets in place, the rest
 recreated), ``recreate`` (bucketmaker with ``RECREATE_BUCKETS=1``: buckets and their DBRP mappings
 made again), ``prune`` (some objects are no longer desired; the run deletes them).
-:func:`run_notifier_scenario` does the same for the notifier, with a Slack stand-in that fails.
+:func:`run_notifier_scenario` does the same for the notifier, with a Slack stand-in that fails;
+:func:`run_silence_scenario` for ``silence add``, the notifier and ``silence expire``.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ from .census import (
     task_census,
     token_census,
 )
-from .faultproxy import Decider, Fault, FaultEvent, FaultProxy
-from .flux import InfluxOrg, create_bucket, line_protocol, query_alerts, write_lines
+from .faultproxy import Decider, Fault, FaultEvent, FaultProxy, RequestInfo
+from .flux import InfluxOrg, create_bucket, line_protocol, query_alerts, query_rows, write_lines
 from .influxd import InfluxServer
 from .phalanx import PhalanxRepo
 from .slack_server import Behaviour, Fail, Hang, Ok, RateLimited, SlackServer
@@ -63,17 +64,21 @@ __all__ = [
     "JobRun",
     "NotifierOutcome",
     "Outcome",
+    "SilenceOutcome",
     "SuiteOrg",
     "app_names",
     "bucket_of",
     "deletes_done_after_drop",
+    "first_attempts",
     "hit_methods",
     "injected",
     "new_org",
     "run_job",
     "run_notifier_scenario",
     "run_scenario",
+    "run_silence_scenario",
     "set_apps",
+    "stored_silences",
     "write_findings",
 ]
 
@@ -83,7 +88,7 @@ JOBS = ("bucketmaker", "bucketmapper", "taskmaker", "tokenmaker")
 CHECKS = ("restarts", "not_running", "cpu")
 HTTP_TIMEOUT = 2  # seconds per request, for the jobs run through the proxy
 PROXY_DELAY = 3.0  # a delayed answer comes after the client gave up
-INTERNAL_BUCKETS = ("multiapp_", "alerted_", "influxdb_", "probes_")
+INTERNAL_BUCKETS = ("multiapp_", "alerted_", "silences_", "influxdb_", "probes_")
 # The repository's one environment is "dev" (set_apps): one Telegraf token and one
 # remote-write credential for it.
 ROLES = ("telegraf-dev", "receiver-dev", *ROLE_NAMES)
@@ -690,3 +695,127 @@ def run_notifier_scenario(
         _deliveries(slack, keys, run, deliveries)
         recorded.append({alert.dedup_key for alert in query_alerts(org, bucket="alerted_")})
     return NotifierOutcome(faults, count, events, slack_broken, runs, keys, deliveries, recorded)
+
+
+# Silences
+
+
+def first_attempts(
+    mode: Fault, paths: Collection[str] = ("/api/v2/write", "/api/v2/query")
+) -> Decider:
+    """A decider that breaks (with ``mode``) the first attempt of every request to ``paths``, and
+    lets its retry through: every Flux query and write meets the fault once."""
+    seen: Counter[tuple[str, str]] = Counter()
+
+    def decide(request: RequestInfo) -> Fault:
+        path = request.path.split("?")[0]
+        if path not in paths:
+            return Fault.NONE
+        seen[(request.method, path)] += 1
+        return mode if seen[(request.method, path)] % 2 == 1 else Fault.NONE
+
+    return decide
+
+
+def stored_silences(org: InfluxOrg) -> dict[str, tuple[int, str]]:
+    """Per silence ID in ``silences_``: how many points, and the latest ``ends_at`` (plain HTTP
+    with the operator token, not the toolkit's reader)."""
+    flux = """
+from(bucket: "silences_")
+  |> range(start: -31d)
+  |> filter(fn: (r) => r._measurement == "silence" and r._field == "ends_at")
+  |> group(columns: ["id"])
+  |> sort(columns: ["_time"])
+"""
+    found: dict[str, tuple[int, str]] = {}
+    for row in query_rows(org, flux):
+        count, _ = found.get(row["id"], (0, ""))
+        found[row["id"]] = (count + 1, row["_value"])
+    return found
+
+
+@dataclass
+class SilenceOutcome:
+    """``silence add``, the notifier and ``silence expire`` through the proxy, then a clean
+    notifier run: which keys reached Slack in which, and what ``silences_`` held."""
+
+    faults: Faults
+    injected: int
+    events: list[FaultEvent]
+    add: JobRun
+    notify: JobRun
+    expire: JobRun | None
+    after: JobRun
+    stored_after_add: dict[str, tuple[int, str]]
+    stored_after_expire: dict[str, tuple[int, str]]
+    muted: list[str]
+    open: list[str]
+    deliveries: dict[str, list[int]]
+    """Per key, the run (0: the faulty notifier run, 1: the clean one after the expiry) of each
+    Slack message that delivered it."""
+    recorded: set[str]
+
+    @property
+    def silence_id(self) -> str | None:
+        report = self.add.report
+        return str(report["id"]) if self.add.exit_code == 0 and report else None
+
+
+def run_silence_scenario(
+    server: InfluxServer, slack: SlackServer, faults: Faults, *, alerts: int = 10
+) -> SilenceOutcome:
+    """Findings in two clusters, ``muted`` and ``open``; through the proxy with ``faults``:
+    ``silence add cluster=muted``, a notifier run, ``silence expire``; then, without faults,
+    one more notifier run."""
+    org = new_org(server, "silence")
+    for bucket in INTERNAL_BUCKETS:
+        create_bucket(org, bucket)
+    muted = [f"m{i:03d}" for i in range(alerts)]
+    opened = [f"o{i:03d}" for i in range(alerts)]
+    write_findings(org, muted, ["muted"])
+    write_findings(org, opened, ["open"])
+    slack.clear()
+    notifier_env = {"SLACK_WEBHOOK_URL": slack.url(f"/hooks/{org.name}")}
+    deliveries: dict[str, list[int]] = {}
+    keys = [*muted, *opened]
+    with FaultProxy(org.url, seed=faults.seed, delay=PROXY_DELAY) as proxy:
+        faults.install(proxy)
+        proxy_env = org.env(INFLUXDB_URL=proxy.url, HTTP_TIMEOUT=str(HTTP_TIMEOUT))
+        add = run_job(
+            [
+                *("silence", "add", "cluster=muted", "--duration", "1h"),
+                *("--author", "fault-suite", "--comment", "faults", "--output", "json"),
+            ],
+            proxy_env,
+        )
+        notify = run_job(["notifier", "--output", "json"], {**notifier_env, **proxy_env})
+        _deliveries(slack, keys, 0, deliveries)
+        stored_after_add = stored_silences(org)
+        expire = None
+        report = add.report
+        if add.exit_code == 0 and report:
+            expire = run_job(
+                ["silence", "expire", str(report["id"]), "--output", "json"], proxy_env
+            )
+        proxy.heal()
+        count, events = injected(proxy), proxy.events
+    stored_after_expire = stored_silences(org)
+    slack.clear()
+    after = run_job(["notifier", "--output", "json"], {**notifier_env, **org.env()})
+    _deliveries(slack, keys, 1, deliveries)
+    recorded = {alert.dedup_key for alert in query_alerts(org, bucket="alerted_")}
+    return SilenceOutcome(
+        faults,
+        count,
+        events,
+        add,
+        notify,
+        expire,
+        after,
+        stored_after_add,
+        stored_after_expire,
+        muted,
+        opened,
+        deliveries,
+        recorded,
+    )

@@ -1,6 +1,8 @@
 """A local HTTP server that speaks the Slack incoming-webhook protocol, for tests and benches.
 
-POST a JSON body to any path; the answer is scripted per path: queue behaviours with
+POST a JSON body to any path (or GET it: the server is also the recording receiver of the
+notifier's heartbeat, whose posts have ``method`` ``GET`` and an empty body); the answer is
+scripted per path: queue behaviours with
 :meth:`SlackServer.script` (each request takes the next one), and when the queue is empty the
 path's default applies (``ok`` unless :meth:`SlackServer.default` says otherwise):
 
@@ -76,6 +78,7 @@ class Post:
     body: dict[str, Any]
     arrived: float  # time.monotonic() on arrival
     answer: Behaviour
+    method: str = "POST"
 
     @property
     def text(self) -> str:
@@ -120,8 +123,14 @@ class SlackServer:
                     body = json.loads(raw or b"{}")
                 except ValueError:
                     body = {"_invalid": raw.decode("utf-8", "replace")}
+                self._handle(body)
+
+            def do_GET(self) -> None:
+                self._handle({}, "GET")
+
+            def _handle(self, body: dict[str, Any], method: str = "POST") -> None:
                 answer = server._next(self.path)
-                server._record(Post(self.path, body, time.monotonic(), answer))
+                server._record(Post(self.path, body, time.monotonic(), answer, method))
                 if isinstance(answer, Hang):
                     server._stopping.wait(answer.seconds)
                     self.close_connection = True
