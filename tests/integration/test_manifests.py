@@ -18,11 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from support.cli import run_cli
 from support.helm import CHART, FULL_VALUES, helm, render_chart
 from support.kubeapi import KubeAPI
 
 from rubin_monitoring.models.tokens import Role
 from rubin_monitoring.storage.secret_manifest import secret_manifest_text
+from rubin_monitoring.testing.phalanx import PhalanxRepo
 
 pytestmark = pytest.mark.integration
 
@@ -130,6 +132,32 @@ def test_each_job_pod_passes_the_restricted_pod_security_standard(
     response = kube_api.client.post(path, params=DRY_RUN, json=pod)
     assert response.status_code == 403, response.text
     assert "allowPrivilegeEscalation" in response.text
+
+
+def test_the_receivers_manifests_are_accepted_under_the_restricted_standard(
+    kube_api: KubeAPI, namespace: str, phalanx: PhalanxRepo
+) -> None:
+    """receiver-config --format manifests (with its Ingress): every object dry-run created
+    with strict validation, and its Deployment's pod, on which the restricted Pod Security
+    Standard is enforced."""
+    phalanx.set_apps({"argocd": True, "mobu": True}, {"idfdev": {}, "summit": {}})
+    env = {"INFLUXDB_URL": "https://influxdb.example.org", "INFLUXDB_ORG": "rubin",
+           "PHALANX_REPO": phalanx.url}  # fmt: skip
+    args = ["receiver-config", "--format", "manifests", "--namespace", namespace,
+            "--ingress-host", "rw.example.org", "--ingress-tls-secret", "rw-tls"]  # fmt: skip
+    run = run_cli(args, env)
+    assert run.exit_code == 0, run.stderr
+    texts = documents(run.stdout)
+    kinds = [yaml.safe_load(text)["kind"] for text in texts]
+    assert kinds == ["ConfigMap", "Deployment", "Service", "Ingress"]
+    for text, kind in zip(texts, kinds, strict=True):
+        assert_accepted(dry_run_create(kube_api, text, namespace), f"the receiver's {kind}")
+    deployment = yaml.safe_load(texts[1])
+    template = deployment["spec"]["template"]
+    pod = {"apiVersion": "v1", "kind": "Pod", **template}
+    pod["metadata"] = {**template["metadata"], "name": deployment["metadata"]["name"]}
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    assert_accepted(kube_api.client.post(path, params=DRY_RUN, json=pod), "the receiver's pod")
 
 
 def mistakes() -> dict[str, tuple[str, str]]:
