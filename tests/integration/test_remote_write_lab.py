@@ -91,12 +91,12 @@ KSM_TARGET_LABELS = {
     "container": "kube-state-metrics",
     "endpoint": "http",
 }
-# The checks run at a now() this far in the past, as a task runs at its offset after its now():
-# one scrape's samples reach the receiver in several batches, each up to batch_send_deadline (1 s
-# here) late, then its flush (1 s), and oom_killed pairs a container's latest reason and
-# termination time by their common timestamp, so the latest scrape must be whole.
-CHECK_LAG = timedelta(seconds=5)
+# The checks run at a now() up to which the receiver has written whole scrapes, as a task runs
+# at its offset after its now(): one scrape's samples reach the receiver in several batches, and
+# oom_killed pairs a container's latest reason and termination time by their common timestamp
+# (see whole_scrapes_until).
 OOM = metrics.KSM_LAST_TERMINATED_REASON
+TERMINATED_AT = metrics.KSM_LAST_TERMINATED_TIMESTAMP
 INTERNAL = {"result", "table", "_start", "_stop", "_time", "_value", "_field", "_measurement"}
 
 
@@ -292,13 +292,37 @@ def lab(
                 assert done.returncode == 0, done.stderr
             assert oom_rows(scraped), "the scrape path wrote no OOM kill"
             wait_for("the OOM kill written through the receiver", lambda: oom_rows(remote))
-            time.sleep(CHECK_LAG.total_seconds())  # whole scrapes before the checks' now()
             lab.timings = {
                 "setup": lab_ready - started,
                 "first remote-written point": time.monotonic() - lab_ready,
             }
             print(f"\nremote-write lab: {lab.timings}")
             yield lab
+
+
+def whole_scrapes_until(org: OrgUnderTest) -> datetime:
+    """A now() for the checks: just after the latest scrape of which both series oom_killed
+    pairs, the OOM kill's reason and its time, have been written, so that a check sees whole
+    scrapes, as a task at its offset does. (Samples of the latest scrape that are still on their
+    way would make a check pair a newer time with an older reason and miss the kill.)"""
+    deadline = time.monotonic() + 30
+    while True:
+        rows = query_rows(
+            org,
+            'from(bucket: "hips") |> range(start: -5m)'
+            f' |> filter(fn: (r) => r._field == "{OOM}" or r._field == "{TERMINATED_AT}")'
+            ' |> keep(columns: ["_time", "_field"]) |> group()',
+        )
+        times: dict[str, set[str]] = {}
+        for row in rows:
+            times.setdefault(row["_field"], set()).add(row["_time"])
+        common = times.get(OOM, set()) & times.get(TERMINATED_AT, set())
+        if common:
+            latest = datetime.fromisoformat(max(common).replace("Z", "+00:00"))
+            return latest.replace(microsecond=0) + timedelta(seconds=1)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no scrape of both OOM series written: {times}")
+        time.sleep(0.5)
 
 
 def run_check(
@@ -323,14 +347,14 @@ def findings(alerts: list[Alert]) -> set[tuple[str, str, str, str, str]]:
 
 
 def test_the_same_checks_find_the_same_problems_on_both_paths(lab: Lab) -> None:
-    at = (datetime.now(UTC) - CHECK_LAG).replace(microsecond=0)
+    at = whole_scrapes_until(lab.remote)
     settings = CheckSettings()
     found: dict[str, set[tuple[str, str, str, str, str]]] = {}
     for check in ("oom_killed", "job_failed"):
         for bucket in ("hips", "siav2"):
             scraped = findings(run_check(lab.scraped, check, bucket, at, settings))
             remote = findings(run_check(lab.remote, check, bucket, at, settings))
-            assert remote == scraped, (check, bucket)
+            assert remote == scraped, (check, bucket, at, oom_rows(lab.remote, bucket))
             found[f"{check} {bucket}"] = remote
     assert {key for key, *_ in found["oom_killed hips"]} == {
         "oom_killed/idfdev/hips/hips/worker-0/main"
@@ -342,7 +366,7 @@ def test_the_same_checks_find_the_same_problems_on_both_paths(lab: Lab) -> None:
 
 
 def test_an_oom_kill_reaches_slack_through_prometheus_and_the_receiver(lab: Lab) -> None:
-    at = (datetime.now(UTC) - CHECK_LAG).replace(microsecond=0)
+    at = whole_scrapes_until(lab.remote)
     flux = render_check(
         "oom_killed", bucket="hips", task_name="hips oom_killed", offset="0s",
         settings=CheckSettings(), applications=[*APPLICATIONS, "squareone"],
