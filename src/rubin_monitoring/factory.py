@@ -44,9 +44,10 @@ from .storage.alerts import AlertStore, open_client
 from .storage.authorizations import AuthorizationStore
 from .storage.gitrepo import checkout
 from .storage.heartbeat import HeartbeatPinger
-from .storage.http import Availability, InfluxHTTP
+from .storage.http import InfluxHTTP
 from .storage.influxdb import InfluxDBStore
 from .storage.leases import LeaseStore
+from .storage.retry import Availability
 from .storage.silences import SilenceStore
 from .storage.slack import SlackWebhooks
 from .storage.templates import TemplateStore, packaged_dashboards, read_templates

@@ -325,16 +325,11 @@ def injected_name(thief: str, token: bool) -> str:
 
 
 def without_cluster_inputs(text: str) -> str:
-    """The configuration text without the inputs that need a cluster to load (the two
-    Kubernetes inputs, and the control plane's certificate, read with the cluster's CA): their
-    tables, sub-tables included, cut out of the text as written: the rest is byte for byte what
-    was made."""
-    return re.sub(
-        r"^\[\[?inputs\.(kube_inventory|kubernetes|x509_cert)(\.[a-z_]+)?\]\]?\n(?:(?!\[).*\n)*",
-        "",
-        text,
-        flags=re.M,
-    )
+    """The configuration text without its inputs that need a cluster to load (the two
+    Kubernetes inputs and the control plane's certificate; their tables cut out of the text as
+    written: the rest is byte for byte what was made)."""
+    inputs = "kube_inventory|kubernetes|x509_cert"
+    return re.sub(rf"^\[\[inputs\.({inputs})\]\]\n(?:(?!\[\[).*\n)*", "", text, flags=re.M)
 
 
 @pytest.mark.parametrize("with_token", [True, False], ids=["token-reference", "plain-output"])
@@ -345,8 +340,8 @@ def test_an_environment_name_cannot_make_telegraf_send_anything_elsewhere(
     ``[[outputs.influxdb_v2]]`` with ``token = "${INFLUX_TOKEN}"``: the real Telegraf loaded
     the generated configuration and sent the cluster's token to the attacker. Names are now
     refused where the inventory is read; here the generator is given such a name directly (as
-    if that check were bypassed) and the real Telegraf runs what it writes (less the two
-    Kubernetes inputs, which need a cluster to load), with a metric to flush
+    if that check were bypassed) and the real Telegraf runs what it writes (less the inputs
+    that need a cluster to load), with a metric to flush
     (``inputs.disk``, appended as a second input would be): nothing may reach the attacker's
     server, and the configuration has exactly one output. Before the fix, the token variant
     reached the attacker (``Token the-cluster-token-...`` on ``/api/v2/write?bucket=loot``)."""

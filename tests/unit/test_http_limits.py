@@ -12,7 +12,8 @@ from threading import Thread
 import pytest
 
 from rubin_monitoring.exceptions import InfluxDBUnavailableError
-from rubin_monitoring.storage.http import Availability, InfluxHTTP
+from rubin_monitoring.storage.http import InfluxHTTP
+from rubin_monitoring.storage.retry import Availability, RetryPolicy, TryAgain, retry_call
 
 
 class Clock:
@@ -94,3 +95,39 @@ def test_links_next_on_the_same_origin_is_followed_as_a_path() -> None:
         names = [item["name"] for item in http.paginate("/api/v2/buckets", {}, "buckets")]
     assert names == ["a", "b"]
     assert [path for path, _ in seen] == ["/api/v2/buckets", "/api/v2/more?after=a"]
+
+
+def test_one_retry_engine_stops_at_the_policy_and_at_the_budget() -> None:
+    """Every client retries through retry_call: at most the policy's attempts, waits of at least
+    Retry-After (capped), none past the run's budget, the last error raised."""
+    waits: list[float] = []
+    tries: list[int] = []
+
+    def failing(number: int) -> str:
+        tries.append(number)
+        raise TryAgain(ValueError(f"failure {number}"), retry_after=2.0 if number == 1 else None)
+
+    policy = RetryPolicy(attempts=3, backoff_seconds=0.5, max_wait_seconds=10)
+    with pytest.raises(ValueError, match="failure 3"):
+        retry_call(failing, policy, pause=waits.append, on_retry=lambda *_: None)
+    assert tries == [1, 2, 3] and waits == [2.0, 1.0]
+
+    clock = Clock()
+    availability = Availability(5, clock)
+    availability.failed(started=clock.now - 4)  # one second of budget left
+    tries.clear()
+    waits.clear()
+
+    def slow(number: int) -> str:
+        clock.now += 2
+        return failing(number)
+
+    with pytest.raises(ValueError, match="failure 1"):
+        retry_call(
+            slow,
+            policy,
+            availability=availability,
+            pause=waits.append,
+            on_retry=lambda *_: None,
+        )
+    assert tries == [1] and waits == []  # the budget ran out during the first attempt

@@ -24,7 +24,7 @@ from rubin_monitoring.exceptions import (
 from rubin_monitoring.models.alerts import Alert, AlertRecord, AlertStatus, Delivery, Finding, Route
 from rubin_monitoring.render import render_text, to_json
 from rubin_monitoring.services.notifier import NotifierOptions, run_notifier
-from rubin_monitoring.storage.http import RetryPolicy
+from rubin_monitoring.storage.retry import RetryPolicy
 from rubin_monitoring.storage.slack import (
     DEFAULT_MIN_INTERVAL,
     SlackDeliveryError,

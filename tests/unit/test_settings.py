@@ -11,7 +11,7 @@ from rubin_monitoring.durations import (
 )
 from rubin_monitoring.exceptions import ConfigError
 from rubin_monitoring.storage.gitrepo import redact_url
-from rubin_monitoring.storage.http import RetryPolicy, parse_retry_after
+from rubin_monitoring.storage.retry import RetryPolicy, parse_retry_after
 
 INFLUX = {"INFLUXDB_URL": "http://influx:8086", "INFLUXDB_TOKEN": "t", "INFLUXDB_ORG": "o"}
 

@@ -21,7 +21,8 @@ from ..exceptions import ConfigError, InventoryError
 from ..models.metrics import PROMETHEUS
 from ..models.scrape import RouteBy, ScrapeEntry
 from ..models.selectors import SelectorError, parse_selector
-from .inventory import DEFAULT_MAX_FILE_BYTES, YamlMapping, load_yaml, yaml_type
+from ..yaml_files import YamlMapping
+from .inventory import DEFAULT_MAX_FILE_BYTES, load_yaml, yaml_type
 
 SHIPPED_NAME = "scrape.yaml"
 FIELDS = (

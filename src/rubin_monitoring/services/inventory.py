@@ -14,17 +14,14 @@ keys of ``applications`` as written: a key YAML reads as something else than a s
 from __future__ import annotations
 
 import datetime
-import os
 import re
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from ..exceptions import InventoryError
 from ..models.inventory import Environment, Inventory, InventoryProblem, bucket_name
 from ..models.names import hostname_problem, kubernetes_name_problem, one_line, quoted
 from ..models.names import shown as shown_text
+from ..yaml_files import YamlMapping, YamlProblem, load_mapping
 
 ENVIRONMENTS_DIR = "environments"
 DEFAULTS_FILE = "values.yaml"
@@ -58,69 +55,6 @@ def shown_name(name: str, limit: int = 40) -> str:
     return shown_text(name, limit)
 
 
-class YamlMapping(dict[Any, Any]):
-    """A YAML mapping that remembers each key's line (1-based) and source text."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.key_lines: dict[Any, int] = {}
-        self.key_texts: dict[Any, str] = {}
-
-    def line(self, key: Any) -> int:
-        """The line of ``key`` (0 if it has none)."""
-        return self.key_lines.get(key, 0)
-
-    @property
-    def first_line(self) -> int:
-        """The line of the mapping's first key (0 for an empty mapping)."""
-        return min(self.key_lines.values(), default=0)
-
-
-class _Loader(yaml.SafeLoader):
-    """A SafeLoader whose mappings are :class:`YamlMapping` and that refuses duplicate keys."""
-
-
-def _key_text(node: yaml.Node) -> str:
-    if isinstance(node, yaml.ScalarNode):
-        return str(node.value)
-    return "<a list>" if isinstance(node, yaml.SequenceNode) else "<a mapping>"
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> YamlMapping:
-    first_lines: dict[tuple[type, Any], int] = {}
-    for key_node, _ in node.value:  # the keys written here: merged (<<) ones may be overridden
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            identity = (type(key), key)
-            seen = identity in first_lines
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                None, None, "a list or mapping cannot be a key", key_node.start_mark
-            ) from None
-        if seen:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key {quoted(_key_text(key_node))} "
-                f"(first on line {first_lines[identity]})",
-                key_node.start_mark,
-            )
-        first_lines[identity] = key_node.start_mark.line + 1
-    loader.flatten_mapping(node)
-    mapping = YamlMapping()
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        mapping[key] = loader.construct_object(value_node, deep=True)
-        mapping.key_lines[key] = key_node.start_mark.line + 1
-        mapping.key_texts[key] = _key_text(key_node)
-    return mapping
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def _inside(path: Path, root: Path, shown: str, kind: str) -> Path:
     """``path`` with links resolved, refused if that is outside ``root`` (itself resolved)."""
     try:
@@ -132,47 +66,14 @@ def _inside(path: Path, root: Path, shown: str, kind: str) -> Path:
     return resolved
 
 
-def _read_bounded(path: Path, shown: str, max_bytes: int) -> str:
-    """The file's text, refused without reading it all if it is larger than ``max_bytes``."""
-
-    def too_large(size: int) -> InventoryError:
-        return InventoryError(
-            f"{shown}: {size} bytes, more than the limit of {max_bytes} bytes; refused"
-        )
-
-    with path.open("rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        if size > max_bytes:
-            raise too_large(size)
-        content = file.read(max_bytes + 1)  # it may have grown since
-    if len(content) > max_bytes:
-        raise too_large(len(content))
-    return content.decode("utf-8")
-
-
 def load_yaml(path: Path, shown: str, max_bytes: int) -> YamlMapping:
     """The YAML mapping in ``path`` (shown as ``shown`` in messages; at most ``max_bytes``),
     each mapping remembering its keys' lines; :class:`InventoryError` naming the file and line
     for invalid YAML or a duplicate key. An empty file is an empty mapping."""
     try:
-        data = yaml.load(_read_bounded(path, shown, max_bytes), Loader=_Loader)  # a SafeLoader
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = error.problem or error.context or "invalid YAML"
-        raise InventoryError(f"{shown}:{where}: invalid YAML: {problem}") from None
-    except yaml.YAMLError as error:  # a ReaderError: its first line says what, not where
-        problem = next(iter(str(error).splitlines()), "") or type(error).__name__
-        raise InventoryError(f"{shown}: invalid YAML: {problem}") from None
-    except RecursionError:
-        raise InventoryError(f"{shown}: invalid YAML: nested too deeply") from None
-    except (UnicodeDecodeError, OSError) as error:
-        raise InventoryError(f"{shown}: cannot read: {type(error).__name__}") from None
-    if data is None:
-        return YamlMapping()
-    if not isinstance(data, YamlMapping):
-        raise InventoryError(f"{shown}: expected a mapping at the top level")
-    return data
+        return load_mapping(path, shown, max_bytes)
+    except YamlProblem as problem:
+        raise InventoryError(problem.text) from None
 
 
 def _applications(data: YamlMapping, shown: str) -> dict[str, bool]:

@@ -56,16 +56,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..config import parse_repeat_interval, parse_url
 from ..exceptions import ConfigError
 from ..models.alerts import GROUP_BY_LABELS, GROUP_EACH, Alert, InhibitRule, Route
 from ..models.checks import BUCKET_CHECKS
 from ..models.matchers import LABELS, Matcher, MatchOp, parse_matcher
 from ..storage.slack import redact
+from ..yaml_files import YamlMapping, YamlProblem, parse_yaml, read_bounded
 
 DEFAULT_ROUTE = "default"
+MAX_ROUTES_FILE_BYTES = 2**20
 FIELDS = (
     "name",
     "webhook",
@@ -112,38 +112,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class _Mapping(dict[Any, Any]):
-    """A YAML mapping that remembers its own line and each key's line (1-based)."""
-
-    line: int = 0
-    key_lines: dict[Any, int]
-
-
-class _LineLoader(yaml.SafeLoader):
-    pass
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _Mapping:
-    loader.flatten_mapping(node)
-    mapping = _Mapping()
-    mapping.line = node.start_mark.line + 1
-    mapping.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if key in mapping.key_lines:
-            raise _Problem(line, f"duplicate key {key!r}")
-        mapping[key] = loader.construct_object(value_node, deep=True)
-        mapping.key_lines[key] = line
-    return mapping
-
-
-_LineLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
-
-
 class _Problem(Exception):
     def __init__(self, line: int | None, text: str) -> None:
         super().__init__(text)
@@ -165,11 +133,11 @@ def _strings(value: object, where: str, line: int) -> frozenset[str]:
 
 def _route(item: object, index: int, environ: Mapping[str, str]) -> Route:
     where = f"routes[{index}]"
-    if not isinstance(item, _Mapping):
+    if not isinstance(item, YamlMapping):
         raise _Problem(None, f"{where}: expected a mapping with name and webhook, got {item!r}")
 
     def line(key: str) -> int:
-        return item.key_lines.get(key, item.line)
+        return item.line(key)
 
     for key in item:
         if key not in FIELDS:
@@ -188,7 +156,9 @@ def _route(item: object, index: int, environ: Mapping[str, str]) -> Route:
             line("name"), f"{where}.name: {DEFAULT_ROUTE!r} is reserved for SLACK_WEBHOOK_URL"
         )
     if ("webhook" in item) == ("webhook_env" in item):
-        raise _Problem(item.line, f"{where} ({name}): give exactly one of webhook, webhook_env")
+        raise _Problem(
+            item.start_line, f"{where} ({name}): give exactly one of webhook, webhook_env"
+        )
     if "webhook" in item:
         raw = item["webhook"]
         origin = f"{where}.webhook"
@@ -291,13 +261,13 @@ def _matchers(value: object, where: str, line: int) -> tuple[Matcher, ...]:
 
 def _inhibit_rule(item: object, index: int, reserved: Sequence[str]) -> InhibitRule:
     where = f"inhibit_rules[{index}]"
-    if not isinstance(item, _Mapping):
+    if not isinstance(item, YamlMapping):
         raise _Problem(
             None, f"{where}: expected a mapping with source_matchers and target_matchers"
         )
 
     def line(key: str) -> int:
-        return item.key_lines.get(key, item.line)
+        return item.line(key)
 
     for key in item:
         if key not in RULE_FIELDS:
@@ -314,7 +284,7 @@ def _inhibit_rule(item: object, index: int, reserved: Sequence[str]) -> InhibitR
         raise _Problem(line("name"), f"{where}.name: {name!r} is a built-in rule's name")
     for key in ("source_matchers", "target_matchers"):
         if key not in item:
-            raise _Problem(item.line, f"{where}: {key} is required")
+            raise _Problem(item.start_line, f"{where}: {key} is required")
     equal = item.get("equal", [])
     labels = [equal] if isinstance(equal, str) else equal
     if not isinstance(labels, list) or not all(label in LABELS for label in labels):
@@ -340,17 +310,10 @@ def parse_routing(text: str, source: str, environ: Mapping[str, str] | None = No
     env = os.environ if environ is None else environ
     try:
         try:
-            document = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
-        except yaml.MarkedYAMLError as error:
-            # str(error) quotes the offending line, which may hold a URL: use the parts.
-            mark = error.problem_mark or error.context_mark
-            problem = error.problem or error.context or "cannot parse"
-            raise _Problem(mark.line + 1 if mark else None, f"invalid YAML: {problem}") from None
-        except yaml.YAMLError:
-            raise _Problem(None, "invalid YAML") from None
-        except RecursionError:
-            raise _Problem(None, "invalid YAML: nested too deeply") from None
-        if not isinstance(document, _Mapping) or not isinstance(document.get("routes"), list):
+            document = parse_yaml(text)
+        except YamlProblem as problem:
+            raise _Problem(problem.line, problem.text) from None
+        if not isinstance(document, YamlMapping) or not isinstance(document.get("routes"), list):
             raise _Problem(None, "expected a mapping with a 'routes' list")
         extra = sorted(str(key) for key in document if key not in TOP_LEVEL)
         if extra:
@@ -360,13 +323,15 @@ def parse_routing(text: str, source: str, environ: Mapping[str, str] | None = No
         for index, route in enumerate(routes):
             if route.name in seen:
                 item = document["routes"][index]
-                raise _Problem(item.line, f"routes[{index}].name: duplicate name {route.name!r}")
+                raise _Problem(
+                    item.start_line, f"routes[{index}].name: duplicate name {route.name!r}"
+                )
             seen.add(route.name)
         defaults = _flag(
             document,
             "default_inhibit_rules",
             "default_inhibit_rules",
-            document.key_lines.get("default_inhibit_rules", document.line),
+            document.key_lines.get("default_inhibit_rules", document.start_line),
         )
         builtin = DEFAULT_INHIBIT_RULES if defaults is not False else ()
         raw_rules = document.get("inhibit_rules", [])
@@ -380,7 +345,8 @@ def parse_routing(text: str, source: str, environ: Mapping[str, str] | None = No
         for index, name in enumerate(names):
             if name in names[:index]:
                 raise _Problem(
-                    raw_rules[index].line, f"inhibit_rules[{index}].name: duplicate name {name!r}"
+                    raw_rules[index].start_line,
+                    f"inhibit_rules[{index}].name: duplicate name {name!r}",
                 )
     except _Problem as problem:
         where = source if problem.line is None else f"{source}, line {problem.line}"
@@ -403,10 +369,9 @@ def load_routing(
     routing = Routing(())
     if routes_file:
         try:
-            text = Path(routes_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = getattr(error, "strerror", None) or type(error).__name__
-            raise ConfigError(f"SLACK_ROUTES_FILE {routes_file}: cannot read: {reason}") from None
+            text = read_bounded(Path(routes_file), MAX_ROUTES_FILE_BYTES)
+        except YamlProblem as problem:
+            raise ConfigError(f"SLACK_ROUTES_FILE {routes_file}: {problem.text}") from None
         routing = parse_routing(text, routes_file, environ)
     routes = list(routing.routes)
     if default_url:

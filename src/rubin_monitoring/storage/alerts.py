@@ -20,7 +20,6 @@ time = when Slack accepted the message.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -43,15 +42,9 @@ from ..exceptions import (
     RubinMonitoringError,
 )
 from ..models.alerts import Alert, AlertRecord, AlertStatus, Finding
-from .http import (
-    RETRY_STATUSES,
-    Availability,
-    RetryPolicy,
-    error_message_of,
-    is_permission_failure,
-    parse_retry_after,
-)
+from .http import RETRY_STATUSES, error_message_of, is_permission_failure
 from .influxdb import org_not_found
+from .retry import Availability, RetryPolicy, TryAgain, parse_retry_after, retry_call
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -146,37 +139,31 @@ class AlertStore:
     def _call(self, method: str, path: str, bucket: str, call: Callable[[], T]) -> T:
         """``call()`` with the toolkit's errors, retried on 429, 5xx, connection errors and
         timeouts within the policy's attempts and the run's budget."""
-        for attempt in range(1, self.retry.attempts + 1):
+
+        def attempt(number: int) -> T:
             if self.availability.gone:
                 raise self.availability.gone_error(self.client.url, f"{method} {path}")
             started = self.availability.clock()
-            retry_after: float | None = None
             try:
                 with self._errors(method, path, bucket):
                     result = call()
-            except InfluxDBUnavailableError:
+            except InfluxDBUnavailableError as error:
                 self.availability.failed(started)
-                if attempt == self.retry.attempts or self.availability.gone:
-                    raise
+                raise TryAgain(error) from None
             except InfluxDBError as error:
                 if error.status not in RETRY_STATUSES:
                     self.availability.answered()
                     raise
                 self.availability.failed(started)
-                if attempt == self.retry.attempts or self.availability.gone:
-                    raise InfluxDBServerError(
-                        method, path, error.status, error.server_message
-                    ) from None
-                retry_after = error.retry_after
-            else:
-                self.availability.answered()
-                return result
-            wait = self.retry.wait(attempt, retry_after)
-            remaining = self.availability.remaining()
-            wait = wait if remaining is None else min(wait, remaining)
-            log.warning("%s %s failed; retrying in %.1fs", method, path, wait)
-            time.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+                server = InfluxDBServerError(method, path, error.status, error.server_message)
+                raise TryAgain(server, error.retry_after) from None
+            self.availability.answered()
+            return result
+
+        def on_retry(error: Exception, number: int, wait: float) -> None:
+            log.warning("%s %s failed (%s); retrying in %.1fs", method, path, error, wait)
+
+        return retry_call(attempt, self.retry, availability=self.availability, on_retry=on_retry)
 
     @contextmanager
     def _errors(self, method: str, path: str, bucket: str) -> Iterator[None]:

@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Callable
 
 from ..exceptions import RubinMonitoringError
-from .http import RetryPolicy, parse_retry_after
+from .retry import RetryPolicy, TryAgain, parse_retry_after, retry_call
 from .slack import redact
 
 log = logging.getLogger(__name__)
@@ -59,31 +59,42 @@ class HeartbeatPinger:
         request = urllib.request.Request(
             self._url, method="GET", headers={"User-Agent": "rubin-monitoring heartbeat"}
         )
-        for attempt in range(1, self.retry.attempts + 1):
-            retry_after: float | None = None
+
+        def attempt(number: int) -> int:
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     response.read(1024)
-                return attempt
+                return number
             except urllib.error.HTTPError as error:
-                reason = f"answered {error.code}"
-                retryable = error.code == 429 or error.code >= 500
+                failed = HeartbeatError(f"answered {error.code}", number)
                 retry_after = parse_retry_after(error.headers.get("Retry-After"))
                 error.close()
-            except (OSError, http.client.HTTPException, ValueError) as error:
+                if error.code == 429 or error.code >= 500:
+                    raise TryAgain(failed, retry_after) from None
+                raise exhausted(failed, number) from None
+            except ValueError as error:  # not a URL urllib can open: no retry helps
+                reason = redact(f"{type(error).__name__}: {error}", [self._url])
+                raise exhausted(HeartbeatError(reason, number), number) from None
+            except (OSError, http.client.HTTPException) as error:
                 # Refused, reset, timed out, a malformed answer: worth another try.
                 reason = redact(f"{type(error).__name__}: {error}", [self._url])
-                retryable = not isinstance(error, ValueError)
-            if not retryable or attempt == self.retry.attempts:
-                suffix = f" after {attempt} attempts" if attempt > 1 else ""
-                raise HeartbeatError(reason + suffix, attempt)
-            wait = self.retry.wait(attempt, retry_after)
+                raise TryAgain(HeartbeatError(reason, number)) from None
+
+        def on_retry(error: Exception, number: int, wait: float) -> None:
+            reason = error.reason if isinstance(error, HeartbeatError) else str(error)
             log.warning(
                 "heartbeat: %s (attempt %d of %d); retrying in %.1fs",
                 reason,
-                attempt,
+                number,
                 self.retry.attempts,
                 wait,
             )
-            self._sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def exhausted(error: Exception, attempts: int) -> Exception:
+            if not isinstance(error, HeartbeatError) or attempts == 1:
+                return error
+            return HeartbeatError(f"{error.reason} after {attempts} attempts", attempts)
+
+        return retry_call(
+            attempt, self.retry, pause=self._sleep, on_retry=on_retry, exhausted=exhausted
+        )

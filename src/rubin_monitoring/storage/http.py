@@ -22,10 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -38,6 +35,7 @@ from ..exceptions import (
     InfluxDBUnavailableError,
 )
 from ..models.names import one_line
+from .retry import Availability, RetryPolicy, TryAgain, parse_retry_after, retry_call
 
 log = logging.getLogger(__name__)
 
@@ -52,99 +50,6 @@ T = TypeVar("T")
 
 class OutcomeUnknownError(InfluxDBUnavailableError):
     """A request that is not safe to repeat failed after it may have reached the server."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry: ``attempts`` in all, exponential backoff from
-    ``backoff_seconds``, no wait longer than ``max_wait_seconds``."""
-
-    attempts: int = 4
-    backoff_seconds: float = 0.5
-    max_wait_seconds: float = 30.0
-
-    def wait(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before the next attempt: the backoff, or ``Retry-After`` when that
-        is longer (``Retry-After: 0`` does not make a retry immediate); never more than
-        ``max_wait_seconds``."""
-        backoff = self.backoff_seconds * 2.0 ** (attempt - 1)
-        if retry_after is not None:
-            backoff = max(backoff, retry_after)
-        return min(backoff, self.max_wait_seconds)
-
-
-DEFAULT_RETRY_BUDGET = 30.0
-
-
-class Availability:
-    """How long one InfluxDB has been failing, shared by every client of it in a run.
-
-    A failure (a timeout, a connection error, a 5xx or 429) starts the clock at the start of
-    the failed attempt; any other answer stops it. Once it has run ``budget_seconds``, the
-    server counts as gone for the rest of the run. Thread-safe.
-    """
-
-    def __init__(
-        self,
-        budget_seconds: float = DEFAULT_RETRY_BUDGET,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.budget_seconds = budget_seconds
-        self.clock = clock
-        self._since: float | None = None
-        self._gone = False
-        self._lock = threading.Lock()
-
-    def failed(self, started: float) -> None:
-        """An attempt that started at ``started`` (``clock()`` time) failed."""
-        with self._lock:
-            if self._since is None or started < self._since:
-                self._since = started
-            if self.clock() - self._since >= self.budget_seconds:
-                self._gone = True
-
-    def answered(self) -> None:
-        """The server answered (not with a server error): it is working."""
-        with self._lock:
-            if not self._gone:
-                self._since = None
-
-    def remaining(self) -> float | None:
-        """Seconds left of the budget while the server is failing (never below 0), or None
-        while it is not."""
-        with self._lock:
-            if self._gone:
-                return 0.0
-            if self._since is None:
-                return None
-            return max(0.0, self.budget_seconds - (self.clock() - self._since))
-
-    @property
-    def gone(self) -> bool:
-        """True once the server failed for the whole budget."""
-        remaining = self.remaining()
-        return remaining is not None and remaining <= 0
-
-    def gone_error(self, url: object, what: str) -> InfluxDBUnavailableError:
-        """The error of a request not sent because the server is gone."""
-        return InfluxDBUnavailableError(
-            f"InfluxDB at {url} has failed every request for {self.budget_seconds:g}s "
-            f"(HTTP_RETRY_BUDGET); giving up ({what})"
-        )
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def error_message_of(body: str, reason: str) -> str:
@@ -220,10 +125,12 @@ class InfluxHTTP:
         shown = urlsplit(path).path
         if repeatable is None:
             repeatable = method.upper() in REPEATABLE_METHODS
-        for attempt in range(1, self.retry.attempts + 1):
+        base = self._client.base_url
+
+        def attempt(number: int) -> httpx.Response:
             remaining = self.availability.remaining()
             if remaining is not None and remaining <= 0:
-                raise self.availability.gone_error(self._client.base_url, f"{method} {shown}")
+                raise self.availability.gone_error(base, f"{method} {shown}")
             timeout = self.timeout if remaining is None else min(self.timeout, remaining)
             with self._lock:
                 self.request_count += 1
@@ -243,18 +150,15 @@ class InfluxHTTP:
                 never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
                 if not repeatable and not never_sent:
                     raise OutcomeUnknownError(
-                        f"{method} {shown}: no answer from InfluxDB at {self._client.base_url} "
+                        f"{method} {shown}: no answer from InfluxDB at {base} "
                         f"({type(error).__name__}); the request may or may not have been done"
                     ) from None
-                if attempt == self.retry.attempts or self.availability.gone:
-                    raise InfluxDBUnavailableError(
-                        f"cannot reach InfluxDB at {self._client.base_url} "
-                        f"({method} {shown}): {type(error).__name__}: {error}"
-                    ) from None
-                wait = self._wait(attempt, None)
-                log.warning("%s %s: %s; retrying in %.1fs", method, shown, error, wait)
-                time.sleep(wait)
-                continue
+                raise TryAgain(
+                    InfluxDBUnavailableError(
+                        f"cannot reach InfluxDB at {base} ({method} {shown}): "
+                        f"{type(error).__name__}: {error}"
+                    )
+                ) from None
             status = response.status_code
             if status in RETRY_STATUSES:
                 self.availability.failed(started)
@@ -271,24 +175,14 @@ class InfluxHTTP:
                     "or may not have been done"
                 )
             if status in RETRY_STATUSES:
-                if attempt < self.retry.attempts and not self.availability.gone:
-                    wait = self._wait(
-                        attempt, parse_retry_after(response.headers.get("Retry-After"))
-                    )
-                    log.warning(
-                        "%s %s: %d %s; retrying in %.1fs", method, shown, status, message, wait
-                    )
-                    time.sleep(wait)
-                    continue
-                raise InfluxDBServerError(method, shown, status, message)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                raise TryAgain(InfluxDBServerError(method, shown, status, message), retry_after)
             raise InfluxDBError(method, shown, status, message)
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _wait(self, attempt: int, retry_after: float | None) -> float:
-        """The backoff before the next attempt, never past the end of the budget."""
-        wait = self.retry.wait(attempt, retry_after)
-        remaining = self.availability.remaining()
-        return wait if remaining is None else min(wait, remaining)
+        def on_retry(error: Exception, number: int, wait: float) -> None:
+            log.warning("%s %s: %s; retrying in %.1fs", method, shown, error, wait)
+
+        return retry_call(attempt, self.retry, availability=self.availability, on_retry=on_retry)
 
     def get_json(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
         """GET ``path`` with retries; the decoded JSON body."""
@@ -341,13 +235,13 @@ def create_once(
     find: Callable[[], T | None],
     *,
     what: str,
-    attempts: int = 4,
-    backoff_seconds: float = 0.5,
+    policy: RetryPolicy | None = None,
 ) -> T:
     """Create something exactly once: ``send()`` creates it; when its outcome is unknown
     (:class:`OutcomeUnknownError`), ``find()`` looks for it, and only if it is not there is it
-    sent again. Returns what ``send`` or ``find`` returned."""
-    for attempt in range(1, attempts + 1):
+    sent again (within ``policy``). Returns what ``send`` or ``find`` returned."""
+
+    def attempt(number: int) -> T:
         try:
             return send()
         except OutcomeUnknownError as error:
@@ -356,7 +250,6 @@ def create_once(
             if found is not None:
                 log.info("%s: it was done after all", what)
                 return found
-            if attempt == attempts:
-                raise
-            time.sleep(backoff_seconds * 2.0 ** (attempt - 1))
-    raise AssertionError("unreachable")  # pragma: no cover
+            raise TryAgain(error) from None
+
+    return retry_call(attempt, policy or RetryPolicy(), on_retry=lambda *_: None)

@@ -27,7 +27,7 @@ from ..config import SILENCES_BUCKET, SILENCES_RETENTION_SECONDS
 from ..models.matchers import Matcher
 from ..models.silences import Silence
 from .alerts import AlertStore
-from .http import Availability
+from .retry import Availability
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from typing import Any
 from slack_sdk.webhook import WebhookClient
 
 from ..exceptions import RubinMonitoringError
-from .http import RetryPolicy, parse_retry_after
+from .retry import RetryPolicy, TryAgain, parse_retry_after, retry_call
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,8 @@ class SlackWebhooks:
     def post(self, url: str, payload: Mapping[str, Any], *, route: str) -> Sent:
         """Deliver one message or raise :class:`SlackDeliveryError` (URL never included)."""
         started = time.monotonic()
-        for attempt in range(1, self.retry.attempts + 1):
+
+        def attempt(number: int) -> Sent:
             self.pacer.acquire(url)
             try:
                 outcome = self._attempt(url, payload)
@@ -196,32 +197,48 @@ class SlackWebhooks:
                 # two arrivals closer than the interval, however long a request took.
                 self.pacer.defer(url, self.pacer.interval)
             if outcome.ok:
-                return Sent(attempt, time.monotonic() - started)
-            reason = outcome.reason
-            if (
-                outcome.retry_after is not None
-                and outcome.retry_after > self.retry.max_wait_seconds
-            ):
+                return Sent(number, time.monotonic() - started)
+            failed = SlackDeliveryError(
+                route, outcome.reason, attempts=number, status=outcome.status
+            )
+            if outcome.retry_after is not None and outcome.retry_after > cap:
                 raise SlackDeliveryError(
                     route,
-                    f"{reason}, Retry-After {outcome.retry_after:.0f}s is longer than "
-                    f"{self.retry.max_wait_seconds:.0f}s; left for the next run",
-                    attempts=attempt,
+                    f"{outcome.reason}, Retry-After {outcome.retry_after:.0f}s is longer than "
+                    f"{cap:.0f}s; left for the next run",
+                    attempts=number,
                     status=outcome.status,
                 )
-            if not outcome.retryable or attempt == self.retry.attempts:
-                suffix = f" after {attempt} attempts" if attempt > 1 else ""
-                raise SlackDeliveryError(
-                    route, reason + suffix, attempts=attempt, status=outcome.status
-                )
-            wait = self.retry.wait(attempt, outcome.retry_after)
+            if not outcome.retryable:
+                raise exhausted(failed, number)
+            raise TryAgain(failed, outcome.retry_after)
+
+        def on_retry(error: Exception, number: int, wait: float) -> None:
+            reason = error.reason if isinstance(error, SlackDeliveryError) else str(error)
             log.warning(
                 "route %s: %s (attempt %d of %d); retrying in %.1fs",
                 route,
                 reason,
-                attempt,
+                number,
                 self.retry.attempts,
                 wait,
             )
-            self.pacer.defer(url, wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def exhausted(error: Exception, attempts: int) -> Exception:
+            if not isinstance(error, SlackDeliveryError) or attempts == 1:
+                return error
+            return SlackDeliveryError(
+                route,
+                f"{error.reason} after {attempts} attempts",
+                attempts=attempts,
+                status=error.status,
+            )
+
+        cap = self.retry.max_wait_seconds
+        return retry_call(
+            attempt,
+            self.retry,
+            pause=lambda wait: self.pacer.defer(url, wait),
+            on_retry=on_retry,
+            exhausted=exhausted,
+        )
