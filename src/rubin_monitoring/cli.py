@@ -42,7 +42,7 @@ from .interrupts import stop_on_signals
 from .logs import setup_logging
 from .models.changes import Report
 from .models.names import one_line
-from .models.tokens import DEFAULT_BOT_USER, DEFAULT_SECRET_NAME
+from .models.tokens import DEFAULT_BOT_USER, DEFAULT_SECRET_NAME, ROLE_HELP, TokenReport
 from .progress import progress_for
 from .render import Rendered, dumps, render
 from .services.host import host_config, host_config_toml
@@ -54,7 +54,6 @@ from .services.remote_write import DEFAULT_SECRET_NAME as REMOTE_WRITE_SECRET
 from .services.remote_write import FORMATS as REMOTE_WRITE_FORMATS
 from .services.silences import add_silence, expire_silences, new_silence, query_silences
 from .services.telegraf import DEFAULT_IMAGE, DEFAULT_NAMESPACE, environment_problems
-from .services.tokens import ROLE_HELP, TokenReport
 from .storage.secret_manifest import (
     check_manifest_path,
     secret_manifest_text,

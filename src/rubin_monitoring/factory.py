@@ -39,7 +39,8 @@ from .services.telegraf import (
     find_environment,
     render_telegraf,
 )
-from .services.tokens import TokenMaker, environment_buckets
+from .services.token_plan import environment_buckets
+from .services.tokens import TokenMaker
 from .storage.alerts import AlertStore, open_client
 from .storage.authorizations import AuthorizationStore
 from .storage.gitrepo import checkout

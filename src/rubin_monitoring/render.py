@@ -20,12 +20,12 @@ from .models.alerts import Alert, InhibitedAlert, MessageResult, NotifierReport,
 from .models.changes import NoteKind, Report
 from .models.inventory import Inventory
 from .models.names import one_line
+from .models.tokens import TokenReport
 from .services.receiver import ReceiverConfig
 from .services.remote_write import RemoteWriteConfig
 from .services.silences import SilenceAdded, SilenceList, SilencesExpired
 from .services.tasks import TaskHealth
 from .services.telegraf import TelegrafConfig
-from .services.tokens import TokenReport
 from .storage.secret_manifest import in_role_order, secret_key
 
 Rendered = (
@@ -89,6 +89,8 @@ def _report_lines(report: Report) -> list[str]:
             f"{status}{error}"
         )
     for note in report.notes:
+        if note.category is NoteKind.GRANTS:
+            continue
         if note.category is NoteKind.WARNING:
             lines.append(f"  warning  {note.reason}")
             continue

@@ -10,7 +10,7 @@ import pytest
 from support.cli import Run, run_cli
 from support.orgs import OrgUnderTest
 
-from rubin_monitoring.services.tokens import ROLE_NAMES
+from rubin_monitoring.models.tokens import ROLE_NAMES
 from rubin_monitoring.testing.flux import create_bucket, query_rows, write_lines
 from rubin_monitoring.testing.phalanx import PhalanxRepo
 

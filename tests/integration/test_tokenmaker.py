@@ -25,10 +25,9 @@ from support.cli import Run, run_cli
 from rubin_monitoring.models.changes import ReconcileOptions
 from rubin_monitoring.models.dashboards import STACK_NAME
 from rubin_monitoring.models.inventory import Environment, Inventory
-from rubin_monitoring.models.tokens import Permission, token_description
+from rubin_monitoring.models.tokens import ROLE_NAMES, Permission, token_description
 from rubin_monitoring.services.buckets import BucketMaker
 from rubin_monitoring.services.reconcile import reconcile
-from rubin_monitoring.services.tokens import ROLE_NAMES
 from rubin_monitoring.storage.authorizations import MEMBER, OWNER, AuthorizationStore
 from rubin_monitoring.storage.http import InfluxHTTP
 from rubin_monitoring.storage.influxdb import InfluxDBStore

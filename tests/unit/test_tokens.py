@@ -6,6 +6,7 @@ import json
 import os
 import stat
 from collections.abc import Collection
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,10 +20,12 @@ from rubin_monitoring.models.inventory import Environment, Inventory, InventoryP
 from rubin_monitoring.models.tokens import (
     BotObservation,
     CreatedToken,
+    IssueToken,
     ObservedAuthorization,
     ObservedUser,
     Permission,
     Role,
+    TokenReport,
     TokenSpec,
     describe_permissions,
     telegraf_environment,
@@ -32,16 +35,15 @@ from rubin_monitoring.models.tokens import (
 )
 from rubin_monitoring.render import render_text, to_json
 from rubin_monitoring.services.reconcile import reconcile
-from rubin_monitoring.services.tokens import (
-    TokenMaker,
-    TokenReport,
+from rubin_monitoring.services.token_plan import (
     all_roles,
     application_buckets,
     desired_tokens,
     environment_buckets,
-    plan_tokens,
     select_roles,
 )
+from rubin_monitoring.services.token_plan import plan_tokens as plan_tokens_of
+from rubin_monitoring.services.tokens import TokenMaker
 from rubin_monitoring.storage.secret_manifest import (
     check_manifest_path,
     secret_key,
@@ -90,6 +92,18 @@ ROLES = [
     "host-telegraf",
     "receiver",
 ]
+
+
+def plan_tokens(
+    desired: list[TokenSpec],
+    observed: list[ObservedAuthorization],
+    bot: BotObservation | None,
+    **options: Any,
+) -> Any:
+    """plan_tokens as tokenmaker runs it: the operator is ``admin``, the user of the tokens
+    these tests observe (unless a test says otherwise)."""
+    options.setdefault("operator_id", "admin")
+    return plan_tokens_of(desired, observed, bot, **options)
 
 
 def specs(roles: frozenset[str] | None = None) -> list[TokenSpec]:
@@ -483,21 +497,26 @@ def test_inactive_extra_permission_and_wrong_owner_are_stale() -> None:
         observed(roles[IDF], active=False),
         observed(roles[SUMMIT]),
         observed(roles[Role.BUCKETMAKER]),
-        observed(roles[Role.TASKMAKER], user_id="admin-user"),
+        replace(observed(roles[Role.TASKMAKER]), user_id="admin"),  # the operator's, not the bot's
         observed(roles[Role.NOTIFIER], permissions=roles[Role.NOTIFIER].permissions | {extra}),
     ]
     plan = plan_tokens(specs(), tokens, BotObservation(BOT, org_owner=True))
     reasons = dict(stale(plan))
     assert reasons == {
         IDF: "inactive",
-        "taskmaker": "belongs to user admin-user, not to the bot user rubin-monitoring-bot",
+        "taskmaker": "belongs to user admin, not to the bot user rubin-monitoring-bot",
         "notifier": "also has write:buckets/gone",
     }
 
 
-def test_taskmaker_token_is_stale_when_the_bot_user_is_new() -> None:
+def test_a_taskmaker_token_of_a_user_that_is_not_the_bot_is_not_the_toolkits() -> None:
+    """The bot user is new: the taskmaker token of the user that held that name before (or of
+    anyone) is not the toolkit's, so it is neither stale nor replaced: a new one is made for
+    the new bot, and the old one is left alone (exact ownership; no default disables it)."""
     plan = plan_tokens(specs(), converged(), BotObservation(None))
-    assert [role for role, _ in stale(plan)] == ["taskmaker"]
+    assert stale(plan) == []
+    assert ("create", "token", "taskmaker") in summary(plan.changes)
+    assert not [c for c in plan.changes if c.action.value == "delete"]
 
 
 def test_duplicates_and_unknown_roles_are_orphans_deleted_only_with_prune() -> None:
@@ -895,3 +914,21 @@ def test_a_look_alike_token_of_someone_else_is_never_ours() -> None:
     )
     replaced = [t.id for c in rotated.changes if c.current for t in c.current.tokens]
     assert "fake-1" not in replaced and "fake-2" not in replaced
+
+
+def test_plan_is_pure_and_each_change_carries_what_executing_it_takes() -> None:
+    """tokenmaker's plan changes nothing in the job (it used to store the org, the operator,
+    the known tokens and the bot for execute): every change carries them itself."""
+    auths = FakeAuths()
+    maker = TokenMaker(cast(Any, FakeStore(BUCKETS)), cast(Any, auths), environments=ENVIRONMENTS)
+    observed_state = maker.observe()
+    before = dict(vars(maker))
+    first = maker.plan(observed_state, ReconcileOptions())
+    assert vars(maker) == before
+    second = maker.plan(observed_state, ReconcileOptions())
+    assert first.changes == second.changes and first.notes == second.notes
+    issues = [c.spec for c in first.changes if isinstance(c.spec, IssueToken)]
+    assert {issue.org_id for issue in issues} == {ORG}
+    taskmaker = next(issue for issue in issues if issue.spec.role == "taskmaker")
+    assert taskmaker.owner_id is None  # the bot is made by this run: found again by name
+    assert all(i.owner_id == "admin" for i in issues if i.spec.role != "taskmaker")

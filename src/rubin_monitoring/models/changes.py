@@ -49,6 +49,8 @@ class NoteKind(StrEnum):
     """An owned object that is as desired, worth naming (e.g. a token whose value is not shown)."""
     WARNING = "warning"
     """Something a person should know; changes nothing, fails nothing."""
+    GRANTS = "grants"
+    """What a desired object will be given (a token's permissions), shown with the plan."""
 
 
 @dataclass(frozen=True)

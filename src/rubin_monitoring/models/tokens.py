@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from .buckets import ObservedBucket
+from .changes import Report
+from .checks import HOST_BUCKET, PROBES_BUCKET
 from .ownership import describe, parse_marker
 
 DEFAULT_BOT_USER = "rubin-monitoring-bot"
@@ -218,3 +221,107 @@ class BotObservation:
     org_owner: bool = False
     other_orgs: tuple[str, ...] = ()
     org_member: bool = False
+
+
+# The fixed roles; each environment adds ``telegraf-<env>`` and ``receiver-<env>``.
+ROLE_NAMES = tuple(role.value for role in Role)
+ALL_ROLES: frozenset[str] = frozenset(ROLE_NAMES)
+ROLE_HELP = (
+    "bucketmaker, taskmaker, notifier, dashboardmaker, silencer, probe-telegraf, "
+    "host-telegraf, receiver, telegraf-<environment>, receiver-<environment>, or telegraf "
+    "(every environment's Telegraf token)"
+)
+
+KIND_USER = "user"
+KIND_OWNER = "org-owner"
+KIND_TOKEN = "token"
+KIND_STACK = "stack"
+
+# Apply order: the bot user, then its org ownership (and dashboardmaker's stack), then new
+# tokens, then old ones deleted.
+PHASE_USER, PHASE_OWNER, PHASE_CREATE, PHASE_DELETE = range(4)
+
+# What each job's token may do org-wide, besides reading the org and taking the lease (labels).
+JOB_GRANTS: dict[Role, tuple[tuple[str, str], ...]] = {
+    Role.BUCKETMAKER: ((READ, "buckets"), (WRITE, "buckets"), (READ, "dbrp"), (WRITE, "dbrp")),
+    Role.TASKMAKER: ((READ, "buckets"), (READ, "tasks"), (WRITE, "tasks")),
+    Role.DASHBOARDMAKER: (
+        (READ, "dashboards"),
+        (WRITE, "dashboards"),
+        (READ, "variables"),
+        (WRITE, "variables"),
+    ),
+}
+
+# The Telegrafs outside the clusters, and the one bucket each writes.
+OUTSIDE_TELEGRAF_BUCKETS: dict[Role, str] = {
+    Role.PROBE_TELEGRAF: PROBES_BUCKET,
+    Role.HOST_TELEGRAF: HOST_BUCKET,
+}
+
+STACK_REASON = (
+    "dashboardmaker applies the dashboards through it, and its token may not create it: "
+    "creating a stack takes write on the organization"
+)
+
+OWNER_REASON = (
+    "tasks run with their owner's permissions; only an org owner may write multiapp_ from a task"
+)
+
+
+@dataclass(frozen=True)
+class RoleTokens:
+    """The existing tokens a change acts on: the ones a rotation replaces (newest first), or the
+    one an orphan deletion removes."""
+
+    tokens: tuple[ObservedAuthorization, ...]
+
+
+@dataclass(frozen=True)
+class IssueToken:
+    """Everything making one token takes, fixed by the plan: the desired token, the org, and
+    its user (``owner_id`` None: the bot user made in this same run, found again by
+    ``bot_user``), and the IDs of the tokens that existed when the plan was made (so a token
+    found after a lost answer is told from an old one)."""
+
+    spec: TokenSpec
+    org_id: str
+    owner_id: str | None
+    bot_user: str
+    known_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class BotOwnership:
+    """Making the bot user an owner of the org (``bot_id`` None: made in this same run)."""
+
+    org_id: str
+    bot_user: str
+    bot_id: str | None
+
+
+TokenStep = IssueToken | BotOwnership
+"""What a tokenmaker change carries for its execution (the user and stack changes need only
+their names)."""
+
+
+@dataclass(frozen=True)
+class ObservedIdentities:
+    """What tokenmaker sees: the org, its buckets, the bot user, the tokens, the operator."""
+
+    org_id: str
+    buckets: list[ObservedBucket]
+    bot: BotObservation | None
+    tokens: list[ObservedAuthorization]
+    operator_id: str
+    dashboard_stack: bool | None = None
+    """Whether dashboardmaker's stack exists (None: not looked for)."""
+
+
+@dataclass
+class TokenReport(Report):
+    """tokenmaker's report: also the permissions each role gets, and the new token values
+    (never in ``repr``; rendered only to stdout or a Secret manifest)."""
+
+    permissions: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict, repr=False)

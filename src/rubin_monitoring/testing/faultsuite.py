@@ -33,7 +33,7 @@ from click.testing import CliRunner
 from ..cli import cli
 from ..config import SPECS
 from ..models.dashboards import STACK_NAME
-from ..services.tokens import ROLE_NAMES
+from ..models.tokens import ROLE_NAMES
 from .census import (
     Census,
     bucket_census,
